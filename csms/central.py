@@ -1,0 +1,116 @@
+"""The version-neutral core behind both OCPP versions: decide, commit, then publish.
+
+Per-version handlers translate a message into a call here and the decision back into a
+response; everything a charger is acknowledged for is committed before the call returns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from csms.clock import Clock
+from csms.config import OcppConfig
+from csms.domain import (
+    Booted,
+    ConnectionChanged,
+    EvChargingNeeds,
+    IdTagInfo,
+    Metered,
+    StartDecision,
+    StatusChanged,
+    TransactionEnded,
+    TransactionEvent201,
+    TransactionStarted,
+)
+from csms.events import EventBus
+from csms.store import Store
+
+log = structlog.get_logger("csms.central")
+
+
+class Central:
+    """Domain decisions shared by OCPP 1.6 and 2.0.1."""
+
+    def __init__(self, store: Store, config: OcppConfig, clock: Clock, bus: EventBus) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.bus = bus
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def boot(self, event: Booted) -> str:
+        """Record a boot; answer Accepted, or Rejected/Pending for an unknown charger."""
+        if not self.config.allow_unknown_chargers and not await self.store.is_registered(
+            event.cp_id
+        ):
+            log.warning("boot_refused_unknown_charger", status=self.config.unknown_charger_status)
+            return self.config.unknown_charger_status
+        await self.store.record_boot(event, self.now())
+        self.bus.publish(event)
+        return "Accepted"
+
+    async def connection_changed(self, cp_id: str, online: bool, protocol: str | None) -> None:
+        """A charger connected or went away."""
+        await self.store.set_online(cp_id, online, protocol, self.now())
+        self.bus.publish(ConnectionChanged(cp_id, online, protocol))
+
+    async def status(self, event: StatusChanged) -> None:
+        await self.store.record_status(event)
+        self.bus.publish(event)
+
+    async def authorize(self, id_tag: str | None) -> IdTagInfo:
+        """Accept all tags, or check the id-tag list (blocked, expired, unknown)."""
+        if id_tag is None:
+            return IdTagInfo("Accepted")
+        known = await self.store.get_id_tag(id_tag)
+        if self.config.authorize_all and known is None:
+            return IdTagInfo("Accepted")
+        if known is None:
+            return IdTagInfo("Invalid")
+        if known.status == "Accepted" and known.expiry is not None and known.expiry <= self.now():
+            return IdTagInfo("Expired", known.expiry, known.parent_id_tag)
+        return known
+
+    async def start_transaction(self, event: TransactionStarted) -> StartDecision:
+        """Store a start (once, even when the charger retries) and give its transaction id."""
+        info = await self.authorize(event.id_tag)
+        session_id, duplicate = await self.store.start_transaction(event)
+        if duplicate:
+            log.info("duplicate_start_transaction", transaction_id=session_id)
+        else:
+            self.bus.publish(event)
+        return StartDecision(session_id, info, duplicate)
+
+    async def meter_values(self, event: Metered) -> None:
+        await self.store.add_meter_values(event)
+        self.bus.publish(event)
+
+    async def end_transaction(self, event: TransactionEnded) -> IdTagInfo | None:
+        known = await self.store.end_transaction(event)
+        if not known:
+            log.warning("stop_for_unknown_transaction", transaction_id=event.ocpp_tx_id)
+        self.bus.publish(event)
+        return None if event.id_tag is None else await self.authorize(event.id_tag)
+
+    async def transaction_event(self, event: TransactionEvent201) -> IdTagInfo | None:
+        """Store a 2.0.1 TransactionEvent once per (transactionId, seqNo)."""
+        stored = await self.store.apply_transaction_event(event)
+        if stored:
+            self.bus.publish(event)
+        else:
+            log.info("duplicate_transaction_event", transaction_id=event.ocpp_tx_id,
+                     seq_no=event.seq_no)
+        return None if event.id_tag is None else await self.authorize(event.id_tag)
+
+    async def ev_charging_needs(self, event: EvChargingNeeds) -> None:
+        await self.store.save_ev_charging_needs(event, self.now())
+        self.bus.publish(event)
+
+    async def charger_event(self, cp_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """Keep a notification we have no model for yet (firmware, diagnostics, limits...)."""
+        await self.store.record_charger_event(cp_id, kind, payload, self.now())

@@ -1,0 +1,140 @@
+"""The `loadstar` command: serve, the operator read path, charger registration, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from csms.config import Config, load_config
+from csms.logs import configure_logging
+from csms.security import hash_password
+from csms.store import SqliteStore
+
+app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _config(path: Path | None) -> Config:
+    if path is None and Path("config.toml").exists():
+        path = Path("config.toml")
+    return load_config(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+async def _serve(config: Config) -> None:
+    from csms.service import Loadstar
+
+    service = Loadstar(config)
+    await service.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT."""
+    cfg = _config(config)
+    configure_logging(cfg.log.format, cfg.log.level)
+    asyncio.run(_serve(cfg))
+
+
+async def _with_store(config: Config, fn: Any) -> Any:
+    store = SqliteStore(config.store.path)
+    await store.open()
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+@app.command()
+def chargers(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List charge points: id, protocol, online, status per connector."""
+    cfg = _config(config)
+    records = asyncio.run(_with_store(cfg, lambda s: s.list_charge_points()))
+    if as_json:
+        typer.echo(json.dumps([_jsonable(asdict(r)) for r in records], indent=2))
+        return
+    table = Table("charge point", "protocol", "online", "vendor / model", "connectors")
+    for r in records:
+        conns = ", ".join(f"{c.connector_id}:{c.status}" for c in r.connectors) or "-"
+        table.add_row(r.cp_id, r.protocol or "-", "yes" if r.online else "no",
+                      f"{r.vendor or '-'} / {r.model or '-'}", conns)
+    console.print(table)
+
+
+@app.command()
+def sessions(config: ConfigOpt = None, active: Annotated[bool, typer.Option(
+        "--active", help="only sessions still charging")] = False,
+        as_json: JsonOpt = False) -> None:
+    """List sessions: id, charger, connector, id tag, start, stop, energy kWh."""
+    cfg = _config(config)
+    records = asyncio.run(_with_store(cfg, lambda s: s.list_sessions(active_only=active)))
+    if as_json:
+        typer.echo(json.dumps([_jsonable(asdict(r)) for r in records], indent=2))
+        return
+    table = Table("session", "charger", "connector", "id tag", "start", "stop", "kWh")
+    for r in records:
+        table.add_row(str(r.id), r.cp_id, str(r.connector_id), r.id_tag or "-",
+                      r.started_at.isoformat(timespec="seconds"),
+                      r.stopped_at.isoformat(timespec="seconds") if r.stopped_at else "-",
+                      f"{r.energy_kwh:.3f}")
+    console.print(table)
+
+
+@app.command("add-charger")
+def add_charger(cp_id: str, config: ConfigOpt = None, password: Annotated[str | None, typer.Option(
+        "--password", help="Basic-auth password (stored hashed)")] = None) -> None:
+    """Register a charge point, optionally with a Basic-auth password."""
+    cfg = _config(config)
+    hashed = hash_password(password) if password else None
+    asyncio.run(_with_store(cfg, lambda s: s.register_charge_point(cp_id, hashed)))
+    typer.echo(f"registered {cp_id}" + (" with a password" if password else ""))
+
+
+@app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="CSMS websocket base URL")] = "ws://127.0.0.1:9000/ocpp",
+    chargers: Annotated[int, typer.Option(help="number of chargers")] = 10,
+    protocol: Annotated[str, typer.Option(help="ocpp1.6 | ocpp2.0.1 | mixed")] = "mixed",
+    connectors: Annotated[int, typer.Option(help="connectors per charger")] = 1,
+    duration: Annotated[float, typer.Option(help="simulated seconds")] = 3600.0,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 60.0,
+) -> None:
+    """Run simulated chargers and EVs against a CSMS and print a summary."""
+    from simulators.fleet import format_summary, run_simulate
+
+    configure_logging("console", "warning")
+    summary = asyncio.run(run_simulate(url=url, chargers=chargers, protocol=protocol,
+                                       connectors=connectors, duration_s=duration, speed=speed))
+    typer.echo(format_summary(summary))
+
+
+if __name__ == "__main__":
+    app()

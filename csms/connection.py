@@ -1,0 +1,236 @@
+"""One charger's websocket: inbound CALLs answered in order, outbound CALLs one at a time.
+
+The protocol decisions live in `csms.ocpp` (framing, correlation, per-version handlers); this
+module only moves frames between them and the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.central import Central
+from csms.clock import Clock
+from csms.config import OcppConfig
+from csms.ocpp.context import HandlerContext, Payload
+from csms.ocpp.errors import CallFailed, OcppError
+from csms.ocpp.framing import (
+    CALLERROR,
+    CALLRESULT,
+    Call,
+    CallError,
+    CallResult,
+    error_frame,
+    is_known_action,
+    parse_frame,
+    result_frame,
+    validate,
+)
+from csms.ocpp.rpc import CallCorrelator
+from csms.store.base import FrameRecord, Store
+
+log = structlog.get_logger("csms.connection")
+
+Recorder = Callable[["ChargerConnection", str, Payload], Awaitable[Payload]]
+
+
+class ChargerConnection:
+    """The live link to one charger, for one protocol version."""
+
+    def __init__(self, ws: ServerConnection, cp_id: str, adapter: ModuleType, central: Central,
+                 store: Store, config: OcppConfig, clock: Clock, record: Recorder) -> None:
+        self.ws = ws
+        self.cp_id = cp_id
+        self.adapter = adapter
+        self.version: str = adapter.VERSION
+        self.subprotocol: str = adapter.SUBPROTOCOL
+        self.central = central
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._record = record
+        self._correlator = CallCorrelator()
+        self._reply: asyncio.Future[Payload] | None = None
+        self._call_lock = asyncio.Lock()
+        self._tasks: asyncio.TaskGroup | None = None
+        self.replaced = False
+        self.closed = asyncio.Event()
+        self.context = HandlerContext(cp_id, central, self.send_recorded, self._after_reply)
+        self._pending_after_reply: list[Callable[[], Awaitable[None]]] = []
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    async def send_recorded(self, action: str, payload: Payload) -> Payload:
+        """Send a CALL that is recorded as a command with its answer."""
+        return await self._record(self, action, payload)
+
+    async def call(self, action: str, payload: Payload, timeout_s: float | None = None) -> Payload:
+        """Send one CALL and wait for its CALLRESULT; calls queue so one is in flight."""
+        validate(self.version, action, payload, response=False)
+        timeout = self.config.call_timeout_s if timeout_s is None else timeout_s
+        async with self._call_lock:
+            if self.closed.is_set():
+                raise CallFailed("failed", "connection closed")
+            pending, frame = self._correlator.begin(action, payload, self.clock.now(), timeout)
+            self._reply = asyncio.get_running_loop().create_future()
+            self._log_frame("out", 2, pending.unique_id, action, frame)
+            try:
+                await self.ws.send(frame)
+                return await asyncio.wait_for(self._reply, timeout)
+            except TimeoutError:
+                log.warning("call_timeout", action=action, message_id=pending.unique_id)
+                raise CallFailed("timeout", f"{action} got no answer in {timeout} s") from None
+            except ConnectionClosed:
+                raise CallFailed("failed", "connection closed") from None
+            finally:
+                self._correlator.abandon()
+                self._reply = None
+
+    def _on_reply(self, reply: CallResult | CallError) -> None:
+        pending = self._correlator.match(reply)
+        if pending is None or self._reply is None or self._reply.done():
+            log.warning("reply_dropped", message_id=reply.unique_id,
+                        reason="no call waits for this id (late or unknown)")
+            return
+        if isinstance(reply, CallError):
+            self._reply.set_exception(CallFailed(
+                "failed", f"{reply.code}: {reply.description}",
+                {"code": reply.code, "description": reply.description, "details": reply.details},
+            ))
+            return
+        try:
+            validate(self.version, pending.action, reply.payload, response=True)
+        except OcppError as exc:
+            # Keep the answer: a charger's schema slip should not undo what it did.
+            log.warning("reply_violates_schema", action=pending.action, error=exc.description)
+        self._reply.set_result(reply.payload)
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def _after_reply(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._pending_after_reply.append(job)
+
+    async def _run_job(self, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await job()
+        except CallFailed as exc:
+            log.warning("follow_up_failed", status=exc.status, error=str(exc))
+        except Exception:  # the edge of a task: log it, keep the connection
+            log.exception("follow_up_crashed")
+
+    def _log_frame(self, direction: str, message_type: int | None, unique_id: str | None,
+                   action: str | None, text: str) -> None:
+        self.store.log_frame(FrameRecord(self.clock.now(), self.cp_id, direction, message_type,
+                                         unique_id, action, text))
+
+    async def _send_text(self, text: str, message_type: int, unique_id: str,
+                         action: str | None) -> None:
+        self._log_frame("out", message_type, unique_id, action, text)
+        await self.ws.send(text)
+
+    async def _answer_error(self, unique_id: str, exc: OcppError, action: str | None) -> None:
+        code = exc.code_for(self.version)
+        log.warning("call_error_sent", message_id=unique_id, action=action, code=code,
+                    error=exc.description)
+        await self._send_text(error_frame(unique_id, code, exc.description, exc.details),
+                              CALLERROR, unique_id, action)
+
+    async def handle_text(self, text: str | bytes) -> None:
+        """Handle one inbound websocket message completely (answer included)."""
+        raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        try:
+            frame = parse_frame(text, self.config.max_frame_bytes)
+        except OcppError as exc:
+            self._log_frame("in", None, exc.unique_id, None, raw[:4096])
+            if exc.details.get("message_type") in (CALLRESULT, CALLERROR):
+                log.warning("malformed_reply_ignored", error=exc.description)
+                return
+            await self._answer_error(exc.unique_id or "-1", exc, None)
+            return
+        if isinstance(frame, Call):
+            self._log_frame("in", 2, frame.unique_id, frame.action, raw)
+            await self._handle_call(frame)
+        else:
+            kind = CALLRESULT if isinstance(frame, CallResult) else CALLERROR
+            self._log_frame("in", kind, frame.unique_id, None, raw)
+            self._on_reply(frame)
+
+    async def _handle_call(self, call: Call) -> None:
+        handler = self.adapter.HANDLERS.get(call.action)
+        if handler is None:
+            if is_known_action(self.version, call.action):
+                exc = OcppError("NotSupported", f"{call.action} is not supported by this CSMS")
+            else:
+                exc = OcppError("NotImplemented", f"Unknown action {call.action!r}")
+            await self._answer_error(call.unique_id, exc, call.action)
+            return
+        with structlog.contextvars.bound_contextvars(message_id=call.unique_id,
+                                                      action=call.action):
+            try:
+                validate(self.version, call.action, call.payload, response=False)
+            except OcppError as exc:
+                if self.cp_id not in self.config.relaxed_validation:
+                    await self._answer_error(call.unique_id, exc, call.action)
+                    return
+                log.warning("schema_violation_relaxed", error=exc.description)
+            try:
+                answer = await handler(self.context, call.payload)
+            except OcppError as exc:
+                await self._answer_error(call.unique_id, exc, call.action)
+                return
+            except (KeyError, TypeError, ValueError) as exc:
+                # Only reachable with relaxed validation: the payload lacks what we need.
+                await self._answer_error(call.unique_id, OcppError(
+                    "FormatViolation", f"{call.action}: {type(exc).__name__}: {exc}"), call.action)
+                return
+            except Exception:  # the edge of the connection: an answer is still owed
+                log.exception("handler_failed")
+                await self._answer_error(call.unique_id, OcppError(
+                    "InternalError", "The CSMS could not process this message"), call.action)
+                return
+            await self._send_text(result_frame(call.unique_id, answer), CALLRESULT,
+                                  call.unique_id, call.action)
+        jobs, self._pending_after_reply = self._pending_after_reply, []
+        for job in jobs:
+            if self._tasks is not None:
+                self._tasks.create_task(self._run_job(job))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve this charger until the socket closes; then fail what still waits on it."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                await self.central.connection_changed(self.cp_id, True, self.subprotocol)
+                try:
+                    async for message in self.ws:
+                        await self.handle_text(message)
+                except ConnectionClosed:
+                    pass
+                finally:
+                    self.closed.set()
+                    if self._reply is not None and not self._reply.done():
+                        self._reply.set_exception(CallFailed("failed", "connection closed"))
+        finally:
+            self.closed.set()
+            if not self.replaced:
+                await self.central.connection_changed(self.cp_id, False, None)
+
+    async def close(self, reason: str) -> None:
+        """Close the socket (replaced by a newer connection, or shutting down)."""
+        await self.ws.close(code=1000 if reason == "shutdown" else 1001, reason=reason)
+
+
+def command_status(answer: Any) -> str:
+    """accepted/rejected from an answer's `status` field; answers without one count accepted."""
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if status is None or status == "Accepted":
+        return "accepted"
+    return "rejected"

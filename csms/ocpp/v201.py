@@ -1,0 +1,194 @@
+"""OCPP 2.0.1 translation: messages in become core calls; decisions become responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.clock import iso, parse_iso
+from csms.domain import (
+    Booted,
+    EvChargingNeeds,
+    IdTagInfo,
+    Metered,
+    StatusChanged,
+    TransactionEvent201,
+)
+from csms.ocpp.context import Handler, HandlerContext, Payload
+from csms.ocpp.samples import samples_v201
+
+VERSION = "2.0.1"
+SUBPROTOCOL = "ocpp2.0.1"
+
+SMART_CHARGING_VARIABLES: list[tuple[str, str | None]] = [
+    ("Enabled", None),
+    ("Available", None),
+    ("RateUnit", None),
+    ("PeriodsPerSchedule", None),
+    ("ProfileStackLevel", None),
+    ("Entries", "ChargingProfiles"),
+    ("LimitChangeSignificance", None),
+    ("Phases3to1", None),
+]
+
+
+def _id_token_info(info: IdTagInfo) -> Payload:
+    out: Payload = {"status": info.status}
+    if info.expiry is not None:
+        out["cacheExpiryDateTime"] = iso(info.expiry)
+    return out
+
+
+async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    station = p["chargingStation"]
+    status = await ctx.central.boot(Booted(
+        cp_id=ctx.cp_id, protocol=SUBPROTOCOL, vendor=station["vendorName"],
+        model=station["model"], serial=station.get("serialNumber"),
+        firmware=station.get("firmwareVersion"), reason=p.get("reason"),
+    ))
+    if status == "Accepted" and ctx.central.config.configure_after_boot:
+        ctx.after_reply(lambda: configure(ctx))
+    return {"currentTime": iso(ctx.central.now()),
+            "interval": ctx.central.config.heartbeat_interval_s, "status": status}
+
+
+async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
+    return {"currentTime": iso(ctx.central.now())}
+
+
+async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.central.status(StatusChanged(
+        cp_id=ctx.cp_id, connector_id=p["evseId"], status=p["connectorStatus"],
+        timestamp=parse_iso(p["timestamp"]), evse_connector_id=p["connectorId"],
+    ))
+    return {}
+
+
+async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
+    info = await ctx.central.authorize(p["idToken"]["idToken"])
+    return {"idTokenInfo": _id_token_info(info)}
+
+
+async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
+    tx = p["transactionInfo"]
+    evse = p.get("evse") or {}
+    token = (p.get("idToken") or {}).get("idToken")
+    info = await ctx.central.transaction_event(TransactionEvent201(
+        cp_id=ctx.cp_id, event_type=p["eventType"], ocpp_tx_id=tx["transactionId"],
+        seq_no=p["seqNo"], timestamp=parse_iso(p["timestamp"]),
+        trigger_reason=p["triggerReason"], connector_id=evse.get("id"),
+        evse_connector_id=evse.get("connectorId"), id_tag=token or None,
+        offline=bool(p.get("offline", False)), charging_state=tx.get("chargingState"),
+        stopped_reason=tx.get("stoppedReason"), samples=samples_v201(p.get("meterValue") or []),
+    ))
+    return {} if info is None else {"idTokenInfo": _id_token_info(info)}
+
+
+async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.central.meter_values(Metered(
+        cp_id=ctx.cp_id, connector_id=p["evseId"], samples=samples_v201(p["meterValue"]),
+    ))
+    return {}
+
+
+async def notify_report(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.central.store.save_variables(ctx.cp_id, p.get("reportData") or [],
+                                           ctx.central.now())
+    return {}
+
+
+async def notify_ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
+    needs = p["chargingNeeds"]
+    ac = needs.get("acChargingParameters") or {}
+    dc = needs.get("dcChargingParameters") or {}
+    departure = needs.get("departureTime")
+    await ctx.central.ev_charging_needs(EvChargingNeeds(
+        cp_id=ctx.cp_id, connector_id=p["evseId"],
+        requested_energy_transfer=needs["requestedEnergyTransfer"],
+        departure=None if departure is None else parse_iso(departure),
+        energy_amount_wh=ac.get("energyAmount", dc.get("energyAmount")),
+        ev_max_power_w=dc.get("evMaxPower"),
+        ev_max_current_a=ac.get("evMaxCurrent", dc.get("evMaxCurrent")),
+        ev_min_current_a=ac.get("evMinCurrent"),
+        raw=p,
+    ))
+    return {"status": "Accepted"}
+
+
+def _recorder(kind: str, answer: Payload | None = None) -> Handler:
+    """A handler that keeps the notification for diagnostics and answers `answer`."""
+
+    async def handle(ctx: HandlerContext, p: Payload) -> Payload:
+        await ctx.central.charger_event(ctx.cp_id, kind, p)
+        return dict(answer or {})
+
+    handle.__name__ = f"record_{kind}"
+    return handle
+
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": notify_report,
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
+    "NotifyChargingLimit": _recorder("NotifyChargingLimit"),
+    "ReportChargingProfiles": _recorder("ReportChargingProfiles"),
+    "ClearedChargingLimit": _recorder("ClearedChargingLimit"),
+    "NotifyEVChargingSchedule": _recorder("NotifyEVChargingSchedule", {"status": "Accepted"}),
+    "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
+    "LogStatusNotification": _recorder("LogStatusNotification"),
+    "SecurityEventNotification": _recorder("SecurityEventNotification"),
+    "NotifyEvent": _recorder("NotifyEvent"),
+    "NotifyMonitoringReport": _recorder("NotifyMonitoringReport"),
+    "DataTransfer": _recorder("DataTransfer", {"status": "UnknownVendorId"}),
+}
+
+
+def parse_capabilities(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Normalise GetVariables results into the capability record both versions share."""
+    raw = {
+        r["variable"]["name"]: r.get("attributeValue")
+        for r in results
+        if r.get("attributeStatus") == "Accepted"
+    }
+    caps: dict[str, Any] = {"raw": raw}
+    if raw.get("RateUnit"):
+        caps["rate_units"] = sorted(
+            {u.strip() for u in raw["RateUnit"].split(",") if u.strip() in ("A", "W")}
+        )
+    for key, name in (("ProfileStackLevel", "max_stack_level"),
+                      ("PeriodsPerSchedule", "max_periods"),
+                      ("Entries", "max_profiles")):
+        try:
+            caps[name] = int(str(raw[key]))
+        except (KeyError, ValueError):
+            pass
+    if "Enabled" in raw:
+        caps["smart_charging"] = str(raw["Enabled"]).lower() == "true"
+    return caps
+
+
+async def configure(ctx: HandlerContext) -> None:
+    """After boot: set TxUpdatedInterval and measurands, read SmartChargingCtrlr variables."""
+    cfg = ctx.central.config
+    answer = await ctx.send("SetVariables", {"setVariableData": [
+        {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"},
+         "attributeValue": str(cfg.meter_sample_interval_s)},
+        {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedMeasurands"},
+         "attributeValue": ",".join(cfg.meter_measurands)},
+    ]})
+    configured = {r["variable"]["name"]: r["attributeStatus"]
+                  for r in answer.get("setVariableResult", [])}
+    get = []
+    for name, instance in SMART_CHARGING_VARIABLES:
+        variable: dict[str, Any] = {"name": name}
+        if instance:
+            variable["instance"] = instance
+        get.append({"component": {"name": "SmartChargingCtrlr"}, "variable": variable})
+    answer = await ctx.send("GetVariables", {"getVariableData": get})
+    caps = parse_capabilities(answer.get("getVariableResult", []))
+    caps["configured"] = configured
+    await ctx.central.store.save_capabilities(ctx.cp_id, caps)

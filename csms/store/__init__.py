@@ -1,0 +1,19 @@
+"""Storage behind a small interface so a PostgreSQL implementation can replace SQLite."""
+
+from csms.store.base import (
+    ChargePointRecord,
+    CommandRecord,
+    ConnectorRecord,
+    SessionRecord,
+    Store,
+)
+from csms.store.sqlite import SqliteStore
+
+__all__ = [
+    "ChargePointRecord",
+    "CommandRecord",
+    "ConnectorRecord",
+    "SessionRecord",
+    "SqliteStore",
+    "Store",
+]

@@ -1,0 +1,132 @@
+"""The repository interface the rest of Loadstar uses; SQLite is its embedded implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from csms.domain import (
+    Booted,
+    EvChargingNeeds,
+    IdTagInfo,
+    Metered,
+    StatusChanged,
+    TransactionEnded,
+    TransactionEvent201,
+    TransactionStarted,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    connector_id: int
+    status: str | None
+    error_code: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointRecord:
+    cp_id: str
+    protocol: str | None
+    vendor: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    online: bool
+    last_seen: datetime | None
+    registered: bool
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    connectors: tuple[ConnectorRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: int
+    cp_id: str
+    connector_id: int
+    ocpp_tx_id: str
+    id_tag: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_kwh: float
+    stop_reason: str | None
+    meter_value_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    id: int
+    cp_id: str
+    action: str
+    payload: dict[str, Any]
+    status: str
+    response: dict[str, Any] | None
+    created_at: datetime
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    timestamp: datetime
+    cp_id: str
+    direction: str  # "in" or "out"
+    message_type: int | None
+    unique_id: str | None
+    action: str | None
+    text: str
+
+
+class Store(Protocol):
+    """Everything Loadstar persists. Every write method returns only after it is committed."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def flush(self) -> None: ...
+
+    # Charge points
+    async def record_boot(self, event: Booted, now: datetime) -> None: ...
+    async def set_online(self, cp_id: str, online: bool, protocol: str | None,
+                         now: datetime) -> None: ...
+    async def mark_all_offline(self) -> None: ...
+    async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None: ...
+    async def get_password_hash(self, cp_id: str) -> str | None: ...
+    async def is_registered(self, cp_id: str) -> bool: ...
+    async def get_charge_point(self, cp_id: str) -> ChargePointRecord | None: ...
+    async def list_charge_points(self) -> list[ChargePointRecord]: ...
+    async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None: ...
+    async def save_variables(self, cp_id: str, variables: list[dict[str, Any]],
+                             now: datetime) -> None: ...
+    async def record_status(self, event: StatusChanged) -> None: ...
+    async def record_charger_event(self, cp_id: str, kind: str, payload: dict[str, Any],
+                                   now: datetime) -> None: ...
+    async def save_ev_charging_needs(self, event: EvChargingNeeds, now: datetime) -> None: ...
+
+    # Authorization
+    async def get_id_tag(self, id_tag: str) -> IdTagInfo | None: ...
+    async def put_id_tag(self, id_tag: str, status: str, expiry: datetime | None = None,
+                         parent_id_tag: str | None = None) -> None: ...
+
+    # Transactions and meter values
+    async def start_transaction(self, event: TransactionStarted) -> tuple[int, bool]: ...
+    async def add_meter_values(self, event: Metered) -> None: ...
+    async def end_transaction(self, event: TransactionEnded) -> bool: ...
+    async def apply_transaction_event(self, event: TransactionEvent201) -> bool: ...
+    async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]: ...
+    async def get_session(self, cp_id: str, ocpp_tx_id: str) -> SessionRecord | None: ...
+    async def count_meter_values(self, cp_id: str | None = None) -> int: ...
+
+    # Commands and the raw frame log
+    async def record_command(self, cp_id: str, action: str, payload: dict[str, Any],
+                             now: datetime) -> int: ...
+    async def finish_command(self, command_id: int, status: str,
+                             response: dict[str, Any] | None, now: datetime) -> None: ...
+    async def list_commands(self, cp_id: str | None = None,
+                            limit: int = 100) -> list[CommandRecord]: ...
+    def log_frame(self, frame: FrameRecord) -> None: ...
+    async def list_frames(self, cp_id: str | None = None,
+                          limit: int = 100) -> list[FrameRecord]: ...
+    async def prune_frames(self, older_than: datetime) -> int: ...

@@ -1,0 +1,148 @@
+"""Versioned schema migrations, applied in order at start; `PRAGMA user_version` counts them."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the CSMS core
+    """
+    CREATE TABLE charge_points (
+        cp_id TEXT PRIMARY KEY,
+        protocol TEXT,
+        vendor TEXT,
+        model TEXT,
+        serial TEXT,
+        firmware TEXT,
+        password_hash TEXT,
+        registered INTEGER NOT NULL DEFAULT 0,
+        online INTEGER NOT NULL DEFAULT 0,
+        last_seen TEXT,
+        booted_at TEXT,
+        capabilities TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE connectors (
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        evse_connector_id INTEGER,
+        status TEXT,
+        error_code TEXT,
+        info TEXT,
+        updated_at TEXT,
+        PRIMARY KEY (cp_id, connector_id)
+    );
+    CREATE TABLE status_history (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        info TEXT,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX status_history_cp ON status_history (cp_id, ts);
+    CREATE TABLE id_tags (
+        id_tag TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        expiry TEXT,
+        parent_id_tag TEXT
+    );
+    -- AUTOINCREMENT: transaction ids are never reused, even after the newest row is deleted.
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        evse_connector_id INTEGER,
+        ocpp_tx_id TEXT,
+        id_tag TEXT,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT,
+        meter_start_wh REAL,
+        meter_stop_wh REAL,
+        first_energy_wh REAL,
+        last_energy_wh REAL,
+        stop_reason TEXT,
+        charging_state TEXT,
+        offline INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (cp_id, ocpp_tx_id)
+    );
+    CREATE UNIQUE INDEX sessions_start_dedup
+        ON sessions (cp_id, connector_id, coalesce(id_tag, ''), started_at);
+    CREATE INDEX sessions_active ON sessions (stopped_at);
+    CREATE TABLE tx_events (
+        cp_id TEXT NOT NULL,
+        ocpp_tx_id TEXT NOT NULL,
+        seq_no INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        trigger_reason TEXT,
+        ts TEXT NOT NULL,
+        PRIMARY KEY (cp_id, ocpp_tx_id, seq_no)
+    );
+    CREATE TABLE meter_values (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        session_id INTEGER,
+        ts TEXT NOT NULL,
+        measurand TEXT NOT NULL,
+        phase TEXT,
+        unit TEXT,
+        value REAL NOT NULL,
+        context TEXT,
+        location TEXT
+    );
+    CREATE INDEX meter_values_session ON meter_values (session_id);
+    CREATE INDEX meter_values_cp_ts ON meter_values (cp_id, ts);
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        response TEXT,
+        created_at TEXT NOT NULL,
+        answered_at TEXT
+    );
+    CREATE INDEX commands_cp ON commands (cp_id, id);
+    CREATE TABLE frames (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        cp_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        message_type INTEGER,
+        unique_id TEXT,
+        action TEXT,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX frames_ts ON frames (ts);
+    CREATE TABLE variables (
+        cp_id TEXT NOT NULL,
+        component TEXT NOT NULL,
+        evse_id INTEGER NOT NULL DEFAULT 0,
+        variable TEXT NOT NULL,
+        attribute TEXT NOT NULL DEFAULT 'Actual',
+        value TEXT,
+        raw TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (cp_id, component, evse_id, variable, attribute)
+    );
+    CREATE TABLE ev_charging_needs (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        requested_energy_transfer TEXT NOT NULL,
+        departure TEXT,
+        energy_amount_wh REAL,
+        ev_max_power_w REAL,
+        ev_max_current_a REAL,
+        ev_min_current_a REAL,
+        raw TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    CREATE TABLE charger_events (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    """,
+]

@@ -1,0 +1,564 @@
+"""SQLite implementation of the Store: WAL, one writer, commit before anyone is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from csms.clock import parse_iso
+from csms.domain import (
+    Booted,
+    EvChargingNeeds,
+    IdTagInfo,
+    Metered,
+    Sample,
+    StatusChanged,
+    TransactionEnded,
+    TransactionEvent201,
+    TransactionStarted,
+)
+from csms.store.base import (
+    ChargePointRecord,
+    CommandRecord,
+    ConnectorRecord,
+    FrameRecord,
+    SessionRecord,
+)
+from csms.store.migrations import MIGRATIONS
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+# Bounded so a flood of frames cannot grow memory without limit between flushes.
+FRAME_BUFFER_MAX = 5000
+
+
+def _ts(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else parse_iso(text)
+
+
+def _energy_wh(samples: Iterable[Sample]) -> list[float]:
+    """Energy register readings in Wh (whole-connector, outlet side) among `samples`."""
+    out = []
+    for s in samples:
+        if s.measurand != ENERGY_REGISTER or s.phase is not None:
+            continue
+        if s.location not in (None, "Outlet"):
+            continue
+        out.append(s.value * 1000.0 if s.unit == "kWh" else s.value)
+    return out
+
+
+class SqliteStore:
+    """The embedded store. All writes are serialised through one lock and one connection."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._frames: list[FrameRecord] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file, switch to WAL, and apply pending migrations."""
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only power loss can drop the last commit.
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = row[0] if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(
+                f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        """Flush buffered frames and close the connection."""
+        if self._db is None:
+            return
+        await self.flush()
+        await self._db.close()
+        self._db = None
+
+    async def flush(self) -> None:
+        """Write buffered frame-log entries."""
+        if not self._frames:
+            return
+        async with self._tx():
+            pass
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; buffered frames ride along so the log costs no extra commit."""
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                if self._frames:
+                    frames, self._frames = self._frames, []
+                    await db.executemany(
+                        "INSERT INTO frames (ts, cp_id, direction, message_type, unique_id,"
+                        " action, text) VALUES (?,?,?,?,?,?,?)",
+                        [
+                            (_ts(f.timestamp), f.cp_id, f.direction, f.message_type,
+                             f.unique_id, f.action, f.text)
+                            for f in frames
+                        ],
+                    )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def _one(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    # -- charge points ---------------------------------------------------------------------
+
+    async def record_boot(self, event: Booted, now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO charge_points (cp_id, protocol, vendor, model, serial, firmware,"
+                " online, last_seen, booted_at) VALUES (?,?,?,?,?,?,1,?,?)"
+                " ON CONFLICT (cp_id) DO UPDATE SET protocol=excluded.protocol,"
+                " vendor=excluded.vendor, model=excluded.model, serial=excluded.serial,"
+                " firmware=excluded.firmware, online=1, last_seen=excluded.last_seen,"
+                " booted_at=excluded.booted_at",
+                (event.cp_id, event.protocol, event.vendor, event.model, event.serial,
+                 event.firmware, _ts(now), _ts(now)),
+            )
+
+    async def set_online(self, cp_id: str, online: bool, protocol: str | None,
+                         now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO charge_points (cp_id, protocol, online, last_seen) VALUES (?,?,?,?)"
+                " ON CONFLICT (cp_id) DO UPDATE SET online=excluded.online,"
+                " last_seen=excluded.last_seen,"
+                " protocol=coalesce(excluded.protocol, charge_points.protocol)",
+                (cp_id, protocol, int(online), _ts(now)),
+            )
+
+    async def mark_all_offline(self) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE charge_points SET online=0")
+
+    async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO charge_points (cp_id, registered, password_hash) VALUES (?,1,?)"
+                " ON CONFLICT (cp_id) DO UPDATE SET registered=1,"
+                " password_hash=coalesce(excluded.password_hash, charge_points.password_hash)",
+                (cp_id, password_hash),
+            )
+
+    async def get_password_hash(self, cp_id: str) -> str | None:
+        row = await self._one("SELECT password_hash FROM charge_points WHERE cp_id=?", (cp_id,))
+        return None if row is None else row["password_hash"]
+
+    async def is_registered(self, cp_id: str) -> bool:
+        row = await self._one("SELECT registered FROM charge_points WHERE cp_id=?", (cp_id,))
+        return bool(row and row["registered"])
+
+    async def get_charge_point(self, cp_id: str) -> ChargePointRecord | None:
+        rows = await self._charge_points("WHERE cp_id=?", (cp_id,))
+        return rows[0] if rows else None
+
+    async def list_charge_points(self) -> list[ChargePointRecord]:
+        return await self._charge_points("", ())
+
+    async def _charge_points(self, where: str, params: tuple[Any, ...]) -> list[ChargePointRecord]:
+        cps = await self._all(f"SELECT * FROM charge_points {where} ORDER BY cp_id", params)
+        conns = await self._all(
+            f"SELECT * FROM connectors {where} ORDER BY cp_id, connector_id", params
+        )
+        by_cp: dict[str, list[ConnectorRecord]] = {}
+        for c in conns:
+            by_cp.setdefault(c["cp_id"], []).append(
+                ConnectorRecord(c["connector_id"], c["status"], c["error_code"],
+                                _dt(c["updated_at"]))
+            )
+        return [
+            ChargePointRecord(
+                cp_id=r["cp_id"], protocol=r["protocol"], vendor=r["vendor"], model=r["model"],
+                serial=r["serial"], firmware=r["firmware"], online=bool(r["online"]),
+                last_seen=_dt(r["last_seen"]), registered=bool(r["registered"]),
+                capabilities=json.loads(r["capabilities"] or "{}"),
+                connectors=tuple(by_cp.get(r["cp_id"], ())),
+            )
+            for r in cps
+        ]
+
+    async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
+        async with self._tx() as db:
+            row = await self._one("SELECT capabilities FROM charge_points WHERE cp_id=?", (cp_id,))
+            merged = json.loads(row["capabilities"]) if row else {}
+            merged.update(capabilities)
+            await db.execute(
+                "UPDATE charge_points SET capabilities=? WHERE cp_id=?",
+                (json.dumps(merged, sort_keys=True), cp_id),
+            )
+
+    async def save_variables(self, cp_id: str, variables: list[dict[str, Any]],
+                             now: datetime) -> None:
+        rows = []
+        for v in variables:
+            comp = v.get("component", {})
+            var = v.get("variable", {})
+            evse = comp.get("evse", {}).get("id", 0)
+            for attr in v.get("variableAttribute", [{"type": "Actual", "value": None}]):
+                rows.append((
+                    cp_id, comp.get("name", ""), evse, var.get("name", ""),
+                    attr.get("type", "Actual"), attr.get("value"), json.dumps(v), _ts(now),
+                ))
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT OR REPLACE INTO variables (cp_id, component, evse_id, variable,"
+                " attribute, value, raw, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    async def get_variables(self, cp_id: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT component, evse_id, variable, attribute, value FROM variables"
+            " WHERE cp_id=? ORDER BY component, evse_id, variable, attribute",
+            (cp_id,),
+        )
+        return [dict(r) for r in rows]
+
+    async def record_status(self, event: StatusChanged) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO connectors (cp_id, connector_id, evse_connector_id, status,"
+                " error_code, info, updated_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT (cp_id, connector_id) DO UPDATE SET status=excluded.status,"
+                " error_code=excluded.error_code, info=excluded.info,"
+                " evse_connector_id=coalesce(excluded.evse_connector_id,"
+                " connectors.evse_connector_id), updated_at=excluded.updated_at",
+                (event.cp_id, event.connector_id, event.evse_connector_id, event.status,
+                 event.error_code, event.info, _ts(event.timestamp)),
+            )
+            await db.execute(
+                "INSERT INTO status_history (cp_id, connector_id, status, error_code, info, ts)"
+                " VALUES (?,?,?,?,?,?)",
+                (event.cp_id, event.connector_id, event.status, event.error_code, event.info,
+                 _ts(event.timestamp)),
+            )
+
+    async def record_charger_event(self, cp_id: str, kind: str, payload: dict[str, Any],
+                                   now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO charger_events (cp_id, kind, payload, ts) VALUES (?,?,?,?)",
+                (cp_id, kind, json.dumps(payload), _ts(now)),
+            )
+
+    async def save_ev_charging_needs(self, event: EvChargingNeeds, now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO ev_charging_needs (cp_id, connector_id, requested_energy_transfer,"
+                " departure, energy_amount_wh, ev_max_power_w, ev_max_current_a,"
+                " ev_min_current_a, raw, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (event.cp_id, event.connector_id, event.requested_energy_transfer,
+                 _ts(event.departure), event.energy_amount_wh, event.ev_max_power_w,
+                 event.ev_max_current_a, event.ev_min_current_a, json.dumps(event.raw),
+                 _ts(now)),
+            )
+
+    async def latest_ev_charging_needs(self, cp_id: str, connector_id: int) -> dict | None:
+        row = await self._one(
+            "SELECT * FROM ev_charging_needs WHERE cp_id=? AND connector_id=?"
+            " ORDER BY id DESC LIMIT 1",
+            (cp_id, connector_id),
+        )
+        return None if row is None else dict(row)
+
+    # -- authorization ---------------------------------------------------------------------
+
+    async def get_id_tag(self, id_tag: str) -> IdTagInfo | None:
+        row = await self._one("SELECT * FROM id_tags WHERE id_tag=?", (id_tag,))
+        if row is None:
+            return None
+        return IdTagInfo(row["status"], _dt(row["expiry"]), row["parent_id_tag"])
+
+    async def put_id_tag(self, id_tag: str, status: str, expiry: datetime | None = None,
+                         parent_id_tag: str | None = None) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO id_tags (id_tag, status, expiry, parent_id_tag)"
+                " VALUES (?,?,?,?)",
+                (id_tag, status, _ts(expiry), parent_id_tag),
+            )
+
+    # -- transactions ----------------------------------------------------------------------
+
+    async def start_transaction(self, event: TransactionStarted) -> tuple[int, bool]:
+        """Store a started transaction; return (session id, whether it was a retried duplicate)."""
+        async with self._tx() as db:
+            if event.ocpp_tx_id is None:
+                # 1.6: a retry carries the same connector, tag and timestamp.
+                row = await self._one(
+                    "SELECT id FROM sessions WHERE cp_id=? AND connector_id=?"
+                    " AND coalesce(id_tag,'')=coalesce(?,'') AND started_at=?",
+                    (event.cp_id, event.connector_id, event.id_tag, _ts(event.timestamp)),
+                )
+                if row is not None:
+                    return int(row["id"]), True
+            else:
+                row = await self._one(
+                    "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?",
+                    (event.cp_id, event.ocpp_tx_id),
+                )
+                if row is not None:
+                    return int(row["id"]), True
+            cur = await db.execute(
+                "INSERT INTO sessions (cp_id, connector_id, ocpp_tx_id, id_tag, started_at,"
+                " meter_start_wh) VALUES (?,?,?,?,?,?)",
+                (event.cp_id, event.connector_id, event.ocpp_tx_id, event.id_tag,
+                 _ts(event.timestamp), event.meter_start_wh),
+            )
+            session_id = int(cur.lastrowid or 0)
+            if event.ocpp_tx_id is None:
+                await db.execute(
+                    "UPDATE sessions SET ocpp_tx_id=? WHERE id=?", (str(session_id), session_id)
+                )
+            return session_id, False
+
+    async def _session_id(self, cp_id: str, ocpp_tx_id: str | None) -> int | None:
+        if ocpp_tx_id is None:
+            return None
+        row = await self._one(
+            "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?", (cp_id, ocpp_tx_id)
+        )
+        return None if row is None else int(row["id"])
+
+    async def _insert_samples(self, db: aiosqlite.Connection, cp_id: str, connector_id: int,
+                              session_id: int | None, samples: tuple[Sample, ...]) -> None:
+        if not samples:
+            return
+        await db.executemany(
+            "INSERT INTO meter_values (cp_id, connector_id, session_id, ts, measurand, phase,"
+            " unit, value, context, location) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (cp_id, connector_id, session_id, _ts(s.timestamp), s.measurand, s.phase,
+                 s.unit, s.value, s.context, s.location)
+                for s in samples
+            ],
+        )
+        if session_id is not None:
+            readings = _energy_wh(samples)
+            if readings:
+                await db.execute(
+                    "UPDATE sessions SET first_energy_wh=coalesce(first_energy_wh, ?),"
+                    " last_energy_wh=? WHERE id=?",
+                    (min(readings), max(readings), session_id),
+                )
+
+    async def add_meter_values(self, event: Metered) -> None:
+        async with self._tx() as db:
+            session_id = await self._session_id(event.cp_id, event.ocpp_tx_id)
+            await self._insert_samples(db, event.cp_id, event.connector_id, session_id,
+                                       event.samples)
+
+    async def end_transaction(self, event: TransactionEnded) -> bool:
+        """Close a session; False when the transaction is unknown (still stores its samples)."""
+        async with self._tx() as db:
+            row = await self._one(
+                "SELECT id, connector_id, stopped_at FROM sessions"
+                " WHERE cp_id=? AND ocpp_tx_id=?",
+                (event.cp_id, event.ocpp_tx_id),
+            )
+            if row is None:
+                await self._insert_samples(db, event.cp_id, 0, None, event.samples)
+                return False
+            await self._insert_samples(db, event.cp_id, row["connector_id"], row["id"],
+                                       event.samples)
+            if row["stopped_at"] is None:
+                await db.execute(
+                    "UPDATE sessions SET stopped_at=?, meter_stop_wh=?, stop_reason=? WHERE id=?",
+                    (_ts(event.timestamp), event.meter_stop_wh, event.reason, row["id"]),
+                )
+            return True
+
+    async def apply_transaction_event(self, event: TransactionEvent201) -> bool:
+        """Store a 2.0.1 TransactionEvent once; False when (transactionId, seqNo) is stored."""
+        async with self._tx() as db:
+            seen = await self._one(
+                "SELECT 1 FROM tx_events WHERE cp_id=? AND ocpp_tx_id=? AND seq_no=?",
+                (event.cp_id, event.ocpp_tx_id, event.seq_no),
+            )
+            if seen is not None:
+                return False
+            await db.execute(
+                "INSERT INTO tx_events (cp_id, ocpp_tx_id, seq_no, event_type, trigger_reason, ts)"
+                " VALUES (?,?,?,?,?,?)",
+                (event.cp_id, event.ocpp_tx_id, event.seq_no, event.event_type,
+                 event.trigger_reason, _ts(event.timestamp)),
+            )
+            row = await self._one(
+                "SELECT id, connector_id, started_at, id_tag FROM sessions"
+                " WHERE cp_id=? AND ocpp_tx_id=?",
+                (event.cp_id, event.ocpp_tx_id),
+            )
+            if row is None:
+                # Started may be lost or arrive later (offline queue): open the session now.
+                cur = await db.execute(
+                    "INSERT INTO sessions (cp_id, connector_id, evse_connector_id, ocpp_tx_id,"
+                    " id_tag, started_at, offline) VALUES (?,?,?,?,?,?,?)",
+                    (event.cp_id, event.connector_id or 0, event.evse_connector_id,
+                     event.ocpp_tx_id, event.id_tag, _ts(event.timestamp), int(event.offline)),
+                )
+                session_id, connector_id = int(cur.lastrowid or 0), event.connector_id or 0
+            else:
+                session_id, connector_id = int(row["id"]), int(row["connector_id"])
+                updates: list[str] = []
+                params: list[Any] = []
+                if event.event_type == "Started" and _dt(row["started_at"]) != event.timestamp:
+                    updates.append("started_at=?")
+                    params.append(_ts(event.timestamp))
+                if connector_id == 0 and event.connector_id:
+                    updates.append("connector_id=?")
+                    params.append(event.connector_id)
+                    connector_id = event.connector_id
+                if row["id_tag"] is None and event.id_tag:
+                    updates.append("id_tag=?")
+                    params.append(event.id_tag)
+                if updates:
+                    await db.execute(
+                        f"UPDATE sessions SET {', '.join(updates)} WHERE id=?",
+                        (*params, session_id),
+                    )
+            if event.charging_state:
+                await db.execute(
+                    "UPDATE sessions SET charging_state=? WHERE id=?",
+                    (event.charging_state, session_id),
+                )
+            await self._insert_samples(db, event.cp_id, connector_id, session_id, event.samples)
+            if event.event_type == "Ended":
+                readings = _energy_wh(event.samples)
+                await db.execute(
+                    "UPDATE sessions SET stopped_at=?, stop_reason=?,"
+                    " meter_stop_wh=coalesce(?, meter_stop_wh) WHERE id=?",
+                    (_ts(event.timestamp), event.stopped_reason,
+                     max(readings) if readings else None, session_id),
+                )
+            return True
+
+    async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]:
+        where = "WHERE s.stopped_at IS NULL" if active_only else ""
+        return await self._sessions(where, ())
+
+    async def get_session(self, cp_id: str, ocpp_tx_id: str) -> SessionRecord | None:
+        rows = await self._sessions("WHERE s.cp_id=? AND s.ocpp_tx_id=?", (cp_id, ocpp_tx_id))
+        return rows[0] if rows else None
+
+    async def _sessions(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
+        rows = await self._all(
+            "SELECT s.*, (SELECT count(*) FROM meter_values m WHERE m.session_id=s.id) AS n"
+            f" FROM sessions s {where} ORDER BY s.id",
+            params,
+        )
+        out = []
+        for r in rows:
+            start = r["meter_start_wh"] if r["meter_start_wh"] is not None else r["first_energy_wh"]
+            stop = r["meter_stop_wh"] if r["meter_stop_wh"] is not None else r["last_energy_wh"]
+            energy = max(0.0, (stop - start) / 1000.0) if start is not None and stop is not None \
+                else 0.0
+            out.append(SessionRecord(
+                id=r["id"], cp_id=r["cp_id"], connector_id=r["connector_id"],
+                ocpp_tx_id=r["ocpp_tx_id"], id_tag=r["id_tag"],
+                started_at=parse_iso(r["started_at"]), stopped_at=_dt(r["stopped_at"]),
+                meter_start_wh=start, meter_stop_wh=stop, energy_kwh=round(energy, 6),
+                stop_reason=r["stop_reason"], meter_value_count=r["n"],
+            ))
+        return out
+
+    async def count_meter_values(self, cp_id: str | None = None) -> int:
+        if cp_id is None:
+            row = await self._one("SELECT count(*) FROM meter_values")
+        else:
+            row = await self._one("SELECT count(*) FROM meter_values WHERE cp_id=?", (cp_id,))
+        return int(row[0]) if row else 0
+
+    # -- commands and frames ---------------------------------------------------------------
+
+    async def record_command(self, cp_id: str, action: str, payload: dict[str, Any],
+                             now: datetime) -> int:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO commands (cp_id, action, payload, status, created_at)"
+                " VALUES (?,?,?,'pending',?)",
+                (cp_id, action, json.dumps(payload), _ts(now)),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def finish_command(self, command_id: int, status: str,
+                             response: dict[str, Any] | None, now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE commands SET status=?, response=?, answered_at=? WHERE id=?",
+                (status, None if response is None else json.dumps(response), _ts(now),
+                 command_id),
+            )
+
+    async def list_commands(self, cp_id: str | None = None,
+                            limit: int = 100) -> list[CommandRecord]:
+        where, params = ("WHERE cp_id=?", (cp_id,)) if cp_id else ("", ())
+        rows = await self._all(
+            f"SELECT * FROM commands {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [
+            CommandRecord(
+                id=r["id"], cp_id=r["cp_id"], action=r["action"], payload=json.loads(r["payload"]),
+                status=r["status"],
+                response=None if r["response"] is None else json.loads(r["response"]),
+                created_at=parse_iso(r["created_at"]), answered_at=_dt(r["answered_at"]),
+            )
+            for r in rows
+        ]
+
+    def log_frame(self, frame: FrameRecord) -> None:
+        """Buffer a raw frame; it is written with the next commit or flush."""
+        if len(self._frames) < FRAME_BUFFER_MAX:
+            self._frames.append(frame)
+
+    async def list_frames(self, cp_id: str | None = None, limit: int = 100) -> list[FrameRecord]:
+        where, params = ("WHERE cp_id=?", (cp_id,)) if cp_id else ("", ())
+        rows = await self._all(
+            f"SELECT * FROM frames {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [
+            FrameRecord(parse_iso(r["ts"]), r["cp_id"], r["direction"], r["message_type"],
+                        r["unique_id"], r["action"], r["text"])
+            for r in rows
+        ]
+
+    async def prune_frames(self, older_than: datetime) -> int:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM frames WHERE ts < ?", (_ts(older_than),))
+            return cur.rowcount
