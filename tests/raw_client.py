@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 Answerer = Callable[[str, dict[str, Any]], dict[str, Any] | None]
 
@@ -54,6 +55,16 @@ class RawClient:
         return cls(ws, answerer)
 
     async def _read(self) -> None:
+        try:
+            await self._read_frames()
+        finally:
+            # Whoever still waits for a reply learns that none will come.
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionClosed(None, None))
+            self._waiting.clear()
+
+    async def _read_frames(self) -> None:
         async for text in self.ws:
             msg = json.loads(text)
             if msg[0] == 2:

@@ -1,0 +1,64 @@
+"""Run `loadstar serve` as a real child process and learn its port from its JSON log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+class ServeProcess:
+    """A `loadstar serve` child on a free port, with a database at `db`."""
+
+    def __init__(self, tmp_path: Path, db: Path, extra_toml: str = "") -> None:
+        self.config = tmp_path / "serve.toml"
+        self.config.write_text(
+            f'[ocpp]\nhost = "127.0.0.1"\nport = 0\nconfigure_after_boot = false\n{extra_toml}\n'
+            f'[store]\npath = "{db}"\n[log]\nformat = "json"\nlevel = "info"\n'
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        """Start the child and wait until it logs that it listens."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "csms.cli", "serve", "--config", str(self.config),
+            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
+        )
+        assert self.proc.stderr is not None
+        while True:
+            line = await asyncio.wait_for(self.proc.stderr.readline(), 30)
+            if not line:
+                raise RuntimeError("loadstar serve exited before listening")
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "ocpp_listening":
+                self.port = int(event["port"])
+                self._drain = asyncio.create_task(self._drain_stderr())
+                return self.port
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while await self.proc.stderr.readline():
+            pass
+
+    def url(self, cp_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{cp_id}"
+
+    async def kill(self) -> None:
+        """SIGKILL: no flush, no goodbye."""
+        assert self.proc is not None
+        self.proc.kill()
+        await self.proc.wait()
+
+    async def terminate(self) -> int:
+        """SIGTERM and wait for the graceful exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), 30)
