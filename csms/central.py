@@ -6,6 +6,7 @@ response; everything a charger is acknowledged for is committed before the call 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -83,7 +84,8 @@ class Central:
         if duplicate:
             log.info("duplicate_start_transaction", transaction_id=session_id)
         else:
-            self.bus.publish(event)
+            # Listeners need the id we just gave the transaction (1.6 profiles carry it).
+            self.bus.publish(replace(event, ocpp_tx_id=str(session_id)))
         return StartDecision(session_id, info, duplicate)
 
     async def meter_values(self, event: Metered) -> None:

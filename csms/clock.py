@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Protocol
 
 
 class Clock(Protocol):
-    """Anything with `now()` returning an aware UTC datetime."""
+    """`now()` gives an aware UTC datetime; `sleep(s)` waits `s` seconds of that clock's time."""
 
     def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -18,6 +21,10 @@ class SystemClock:
     def now(self) -> datetime:
         """Current UTC time."""
         return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait in real time."""
+        await asyncio.sleep(seconds)
 
 
 def iso(dt: datetime) -> str:

@@ -58,6 +58,78 @@ class LogConfig(_Section):
     level: str = "info"
 
 
+class LimitSpec(_Section):
+    """A limit over time on a site or group (see loadmgmt.limits for the precedence)."""
+
+    kind: Literal["default", "scheduled", "capacity", "dr_event", "external"]
+    power_kw: float | None = None
+    current_a: float | None = None
+    start_cron: str | None = None  # scheduled: in the site's time zone
+    end_cron: str | None = None
+    start: str | None = None  # capacity / dr_event / external: ISO 8601
+    end: str | None = None
+
+
+class GroupSpec(_Section):
+    id: str
+    parent: str | None = None  # another group's id; the site when absent
+    max_power_kw: float | None = None
+    max_current_a: float | None = None
+    chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
+    limits: list[LimitSpec] = Field(default_factory=list)
+
+
+class SiteSpec(_Section):
+    id: str
+    max_power_kw: float
+    max_current_a: float | None = None
+    buffer: float = 0.02
+    timezone: str = "UTC"
+    objective: Literal["load_sharing", "fleet", "off"] = "load_sharing"
+    min_power_kw: float = 1.0
+    power_step_kw: float | None = None
+    fallback_power_kw: float | None = None
+    floors: Literal["fit", "zero"] = "fit"
+    chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
+    groups: list[GroupSpec] = Field(default_factory=list)
+    limits: list[LimitSpec] = Field(default_factory=list)
+
+
+class ChargerSpec(_Section):
+    """Electrical facts of the chargers whose id matches `match` (first match wins)."""
+
+    match: str = "*"
+    current_type: Literal["DC", "AC_phase1", "AC_phase3_LN", "AC_phase3_LL"] = "AC_phase3_LN"
+    voltage_v: float = 230.0
+    power_factor: float = 1.0
+    phases: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    max_power_kw: float = 22.0
+    max_current_a: float | None = 32.0
+    min_current_a: float = 6.0
+    priority: int = 3
+    # Unit of the profiles sent; None: amps for AC chargers that accept them, else watts.
+    unit: Literal["A", "W"] | None = None
+
+
+class LoadConfig(_Section):
+    enabled: bool = True
+    default_site: str = "default"
+    coalesce_s: float = 0.5
+    solve_time_limit_s: float = 0.5
+    workers: int = 1
+    # TxProfiles lapse after this long unless renewed, so chargers fall back to their floor.
+    profile_validity_s: float = 300.0
+    hysteresis_a: float = 1.0
+    hysteresis_kw: float = 0.5
+    min_update_interval_s: float = 30.0
+    tx_profile_stack_level: int = 1
+    tx_default_stack_level: int = 0
+    # Accepted but not followed: measured draw above the limit by this much after a few
+    # meter intervals flags the charger.
+    ignore_margin_kw: float = 1.0
+    ignore_after_samples: int = 2
+
+
 class Config(BaseModel):
     """All settings; unknown keys are errors so typos do not pass silently."""
 
@@ -67,6 +139,9 @@ class Config(BaseModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
+    sites: list[SiteSpec] = Field(default_factory=list)
+    chargers: list[ChargerSpec] = Field(default_factory=list)
 
 
 def load_config(path: str | Path | None) -> Config:

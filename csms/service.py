@@ -13,7 +13,9 @@ from csms.clock import Clock, SystemClock
 from csms.commands import Commands
 from csms.config import Config
 from csms.events import EventBus
+from csms.planner import Planner
 from csms.server import OcppServer, Registry
+from csms.sites import SiteDirectory
 from csms.store import SqliteStore, Store
 
 log = structlog.get_logger("csms.service")
@@ -33,6 +35,12 @@ class Loadstar:
         self.commands = Commands(self.store, self.registry, self.clock)
         self.server = OcppServer(config.ocpp, self.central, self.store, self.clock,
                                  self.registry, self.commands.record)
+        self.sites = SiteDirectory.from_config(config)
+        self.planner: Planner | None = None
+        if config.load.enabled:
+            self.planner = Planner(self.sites, self.store, self.commands, self.clock,
+                                   config.load)
+            self.bus.listen(self.planner.on_event)
         self._housekeeping: asyncio.Task[None] | None = None
 
     @property
@@ -43,6 +51,8 @@ class Loadstar:
         """Open the store (migrating it), forget stale online flags, start listening."""
         await self.store.open()
         await self.store.mark_all_offline()
+        if self.planner is not None:
+            await self.planner.start()
         await self.server.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
 
@@ -54,6 +64,8 @@ class Loadstar:
                 await self._housekeeping
             self._housekeeping = None
         await self.server.stop()
+        if self.planner is not None:
+            await self.planner.stop()
         await self.store.close()
         log.info("stopped")
 

@@ -69,9 +69,13 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
         raise OcppError("RpcFrameworkError", "Frame is not valid JSON",
                         {"cause": str(exc)}, unique_id=UNKNOWN_ID) from exc
     unique_id = _peek_id(msg)
+    # Replies (CALLRESULT/CALLERROR) are never answered, however broken: mark them as such.
+    reply_type = ({"message_type": msg[0]} if isinstance(msg, list) and msg
+                  and msg[0] in (CALLRESULT, CALLERROR) and not isinstance(msg[0], bool)
+                  else {})
     if size > max_bytes:
         raise OcppError("FormatViolation", f"Frame of {size} bytes exceeds {max_bytes} bytes",
-                        unique_id=unique_id)
+                        dict(reply_type), unique_id=unique_id)
     if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
             or isinstance(msg[0], bool):
         raise OcppError("RpcFrameworkError", "Frame is not a JSON array starting with a "
@@ -82,7 +86,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
     if len(msg) < 2 or not isinstance(msg[1], str) or not msg[1] \
             or len(msg[1]) > MAX_ID_LENGTH:
         raise OcppError("RpcFrameworkError", "MessageId must be a string of 1 to 36 characters",
-                        unique_id=UNKNOWN_ID)
+                        dict(reply_type), unique_id=UNKNOWN_ID)
     if msg[0] == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str):
             raise OcppError("RpcFrameworkError", "A CALL has 4 elements: [2, id, action, {}]",

@@ -15,6 +15,7 @@ from csms.domain import (
 )
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.samples import samples_v201
+from loadmgmt.profiles import ChargingProfile
 
 VERSION = "2.0.1"
 SUBPROTOCOL = "ocpp2.0.1"
@@ -192,3 +193,42 @@ async def configure(ctx: HandlerContext) -> None:
     caps = parse_capabilities(answer.get("getVariableResult", []))
     caps["configured"] = configured
     await ctx.central.store.save_capabilities(ctx.cp_id, caps)
+
+
+def profile_payload(profile: ChargingProfile) -> Payload:
+    """A version-neutral ChargingProfile as a 2.0.1 `chargingProfile`."""
+    s = profile.schedule
+    periods = []
+    for p in s.periods:
+        period: Payload = {"startPeriod": p.start_period, "limit": p.limit}
+        if p.number_phases is not None and profile.send_number_phases:
+            period["numberPhases"] = p.number_phases
+        periods.append(period)
+    schedule: Payload = {"id": profile.id, "chargingRateUnit": s.unit,
+                         "chargingSchedulePeriod": periods}
+    if s.start is not None:
+        schedule["startSchedule"] = iso(s.start)
+    if s.duration is not None:
+        schedule["duration"] = s.duration
+    if s.min_charging_rate is not None:
+        schedule["minChargingRate"] = round(s.min_charging_rate, 1)
+    out: Payload = {
+        "id": profile.id,
+        "stackLevel": profile.stack_level,
+        "chargingProfilePurpose": profile.purpose,
+        "chargingProfileKind": profile.kind,
+        "chargingSchedule": [schedule],
+    }
+    if profile.transaction_id is not None and profile.purpose == "TxProfile":
+        out["transactionId"] = str(profile.transaction_id)
+    if profile.valid_from is not None:
+        out["validFrom"] = iso(profile.valid_from)
+    if profile.valid_to is not None:
+        out["validTo"] = iso(profile.valid_to)
+    return out
+
+
+def set_charging_profile(connector_id: int, profile: ChargingProfile) -> tuple[str, Payload]:
+    """The SetChargingProfile CALL for `profile` on EVSE `connector_id`."""
+    return "SetChargingProfile", {"evseId": connector_id,
+                                  "chargingProfile": profile_payload(profile)}

@@ -146,3 +146,32 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: load management: every plan, and limits set from outside with an end time
+    """
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY,
+        site_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        limit_kw REAL,
+        limit_a REAL,
+        limit_source TEXT,
+        solver_status TEXT NOT NULL,
+        solve_time_s REAL NOT NULL,
+        inputs TEXT NOT NULL,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX plans_site ON plans (site_id, id);
+    CREATE TABLE external_limits (
+        id INTEGER PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        power_kw REAL,
+        current_a REAL,
+        start TEXT,
+        end TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """
+)

@@ -505,6 +505,54 @@ class SqliteStore:
             row = await self._one("SELECT count(*) FROM meter_values WHERE cp_id=?", (cp_id,))
         return int(row[0]) if row else 0
 
+    # -- load management -------------------------------------------------------------------
+
+    async def record_plan(self, site_id: str, ts: datetime, trigger: str,
+                          limit_kw: float | None, limit_a: float | None, source: str,
+                          solver_status: str, solve_time_s: float, inputs: dict[str, Any],
+                          result: dict[str, Any]) -> int:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO plans (site_id, ts, trigger, limit_kw, limit_a, limit_source,"
+                " solver_status, solve_time_s, inputs, result) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (site_id, _ts(ts), trigger, limit_kw, limit_a, source, solver_status,
+                 solve_time_s, json.dumps(inputs), json.dumps(result)),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def list_plans(self, site_id: str | None = None, limit: int = 100) -> list[dict]:
+        where, params = ("WHERE site_id=?", (site_id,)) if site_id else ("", ())
+        rows = await self._all(
+            f"SELECT * FROM plans {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["inputs"] = json.loads(d["inputs"])
+            d["result"] = json.loads(d["result"])
+            out.append(d)
+        return out
+
+    async def add_external_limit(self, node_id: str, power_kw: float | None,
+                                 current_a: float | None, start: datetime | None,
+                                 end: datetime, now: datetime) -> int:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO external_limits (node_id, power_kw, current_a, start, end,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                (node_id, power_kw, current_a, _ts(start), _ts(end), _ts(now)),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def list_external_limits(self, active_at: datetime | None = None) -> list[dict]:
+        if active_at is None:
+            rows = await self._all("SELECT * FROM external_limits ORDER BY id")
+        else:
+            rows = await self._all(
+                "SELECT * FROM external_limits WHERE end > ? ORDER BY id", (_ts(active_at),)
+            )
+        return [dict(r) for r in rows]
+
     # -- commands and frames ---------------------------------------------------------------
 
     async def record_command(self, cp_id: str, action: str, payload: dict[str, Any],

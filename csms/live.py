@@ -1,0 +1,155 @@
+"""What the planner knows about each charger right now, folded from committed domain events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from csms.domain import (
+    Booted,
+    ConnectionChanged,
+    DomainEvent,
+    EvChargingNeeds,
+    Metered,
+    Sample,
+    StatusChanged,
+    TransactionEnded,
+    TransactionEvent201,
+    TransactionStarted,
+)
+
+POWER = "Power.Active.Import"
+
+
+@dataclass(slots=True)
+class ConnectorState:
+    cp_id: str
+    connector_id: int
+    status: str | None = None
+    tx_id: str | None = None
+    measured_w: float | None = None
+    measured_at: datetime | None = None
+    needs: EvChargingNeeds | None = None
+    # What the charger has accepted from us (None: nothing we know of).
+    held_tx_w: float | None = None
+    held_tx_valid_to: datetime | None = None
+    held_floor_w: float | None = None
+    last_sent_at: datetime | None = None
+    # Counted at this draw by the planner: profile rejected, timed out, charger offline, or
+    # the charger accepted a limit and ignores it.
+    pinned_w: float | None = None
+    ignoring: bool = False
+    over_limit_samples: int = 0
+
+
+@dataclass(slots=True)
+class ChargerState:
+    cp_id: str
+    online: bool = False
+    protocol: str | None = None
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        if connector_id not in self.connectors:
+            self.connectors[connector_id] = ConnectorState(self.cp_id, connector_id)
+        return self.connectors[connector_id]
+
+
+def measured_power_w(samples: tuple[Sample, ...]) -> tuple[float, datetime] | None:
+    """The latest active import power among `samples`: the total, else the sum of phases."""
+    latest: dict[datetime, dict[str | None, float]] = {}
+    for s in samples:
+        if s.measurand != POWER or s.location not in (None, "Outlet"):
+            continue
+        watts = s.value * 1000.0 if s.unit == "kW" else s.value
+        latest.setdefault(s.timestamp, {})[s.phase] = watts
+    if not latest:
+        return None
+    at = max(latest)
+    values = latest[at]
+    if None in values:
+        return values[None], at
+    return sum(v for k, v in values.items() if k and "-" not in k and k != "N"), at
+
+
+class LiveState:
+    """Chargers and connectors by id, updated by `apply(event)`; returns the charger touched."""
+
+    def __init__(self) -> None:
+        self.chargers: dict[str, ChargerState] = {}
+
+    def charger(self, cp_id: str) -> ChargerState:
+        if cp_id not in self.chargers:
+            self.chargers[cp_id] = ChargerState(cp_id)
+        return self.chargers[cp_id]
+
+    def apply(self, event: DomainEvent) -> ConnectorState | None:
+        """Fold one event in; return the connector it concerns, if any."""
+        cp = self.charger(event.cp_id)
+        match event:
+            case ConnectionChanged(online=online, protocol=protocol):
+                cp.online = online
+                cp.protocol = protocol or cp.protocol
+                return None
+            case Booted():
+                cp.online = True
+                # A rebooted charger may have lost what it held; count nothing as held.
+                for c in cp.connectors.values():
+                    c.held_tx_w = c.held_floor_w = c.held_tx_valid_to = None
+                    c.pinned_w = None
+                    c.ignoring = False
+                return None
+            case StatusChanged(connector_id=n, status=status) if n > 0:
+                c = cp.connector(n)
+                c.status = status
+                return c
+            case TransactionStarted(connector_id=n, ocpp_tx_id=tx):
+                c = cp.connector(n)
+                c.tx_id = tx
+                return c
+            case TransactionEvent201(event_type=kind, connector_id=n, ocpp_tx_id=tx):
+                c = self._connector_of_tx(cp, tx) or (cp.connector(n) if n else None)
+                if c is None:
+                    return None
+                if kind == "Ended":
+                    self._end(c)
+                else:
+                    c.tx_id = tx
+                self._meter(c, event.samples)
+                return c
+            case TransactionEnded(ocpp_tx_id=tx):
+                c = self._connector_of_tx(cp, tx)
+                if c is not None:
+                    self._end(c)
+                return c
+            case Metered(connector_id=n, samples=samples) if n > 0:
+                c = cp.connector(n)
+                self._meter(c, samples)
+                return c
+            case EvChargingNeeds(connector_id=n):
+                c = cp.connector(n)
+                c.needs = event
+                return c
+        return None
+
+    @staticmethod
+    def _connector_of_tx(cp: ChargerState, tx: str) -> ConnectorState | None:
+        return next((c for c in cp.connectors.values() if c.tx_id == tx), None)
+
+    @staticmethod
+    def _end(c: ConnectorState) -> None:
+        # The charger drops a TxProfile bound to the transaction when it ends.
+        c.tx_id = None
+        c.held_tx_w = c.held_tx_valid_to = None
+        c.pinned_w = None
+        c.ignoring = False
+        c.over_limit_samples = 0
+        c.needs = None
+        c.measured_w = None
+        c.last_sent_at = None
+
+    @staticmethod
+    def _meter(c: ConnectorState, samples: tuple[Sample, ...]) -> None:
+        found = measured_power_w(samples)
+        if found is not None:
+            c.measured_w, c.measured_at = found

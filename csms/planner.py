@@ -1,0 +1,513 @@
+"""Per-site planning: coalesce triggers, snapshot the site, allocate, and dispatch safely.
+
+Each site has its own loop, so a slow plan for one site never delays another. Dispatch sends
+every lowering (TxProfile or TxDefaultProfile floor) and waits for the answers before any raise;
+a charger that rejects, times out or is offline counts at what it may draw on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from csms.clock import Clock, parse_iso
+from csms.commands import Commands
+from csms.config import LimitSpec, LoadConfig
+from csms.domain import DomainEvent, Metered, TransactionEvent201
+from csms.live import ChargerState, ConnectorState, LiveState
+from csms.ocpp import v16, v201
+from csms.sites import SiteDirectory, connector_key
+from csms.store import Store
+from loadmgmt.allocator import allocate
+from loadmgmt.limits import (
+    CapacityInterval,
+    DrEvent,
+    ExternalLimit,
+    LimitValue,
+    NodeLimits,
+    Resolved,
+    ScheduledLimit,
+    lookahead,
+)
+from loadmgmt.model import Allocation, Connector, Demand, NodeLimit, Snapshot
+from loadmgmt.network import compute_floors
+from loadmgmt.profiles import (
+    SEED_PRESETS,
+    Capabilities,
+    ChargingProfile,
+    SchedulePeriod,
+    SendPolicy,
+    build_profiles,
+    should_send,
+)
+
+log = structlog.get_logger("csms.planner")
+
+# How far ahead floors look for the lowest limit: they must hold while Loadstar is away.
+FLOOR_HORIZON = timedelta(hours=24)
+# numberPhases goes out in every AC profile, so these seed-002 presets are the defaults.
+TX_PRESET = SEED_PRESETS["ampcontrol-default-TxProfile-number-phases"]
+TX_DEFAULT_PRESET = SEED_PRESETS["ampcontrol-default-TxDefaultProfile-number-phases"]
+# A charger that failed to take a profile is retried after this long.
+RETRY_AFTER_S = 60.0
+
+
+@dataclass(slots=True)
+class _Send:
+    key: str
+    cp_id: str
+    connector_id: int
+    profile: ChargingProfile
+    new_w: float
+    current_w: float
+
+    @property
+    def lowering(self) -> bool:
+        return self.new_w < self.current_w - 1e-6
+
+
+@dataclass(slots=True)
+class _SiteLoop:
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    triggers: list[str] = field(default_factory=list)
+    next_due: datetime | None = None
+    planned: asyncio.Event = field(default_factory=asyncio.Event)
+    plans: int = 0
+
+
+@dataclass(slots=True)
+class _Held:
+    """What a connector holds beyond ConnectorState: the profile objects and retry times."""
+
+    tx: ChargingProfile | None = None
+    floor: ChargingProfile | None = None
+    retry_at: datetime | None = None
+
+
+class Planner:
+    """Listens to committed domain events and keeps every site's chargers within its limits."""
+
+    def __init__(self, directory: SiteDirectory, store: Store, commands: Commands, clock: Clock,
+                 config: LoadConfig) -> None:
+        self.directory = directory
+        self.store = store
+        self.commands = commands
+        self.clock = clock
+        self.config = config
+        self.live = LiveState()
+        self._loops: dict[str, _SiteLoop] = {}
+        self._held: dict[str, _Held] = {}
+        self._externals: dict[str, list[ExternalLimit]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self.policy = SendPolicy(
+            hysteresis_a=config.hysteresis_a, hysteresis_w=config.hysteresis_kw * 1000.0,
+            min_interval_s=config.min_update_interval_s,
+            renew_before_s=config.profile_validity_s / 2,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load stored external limits and start one loop per known site."""
+        for row in await self.store.list_external_limits(self.clock.now()):
+            self._externals.setdefault(row["node_id"], []).append(ExternalLimit(
+                LimitValue(row["power_kw"], row["current_a"]), parse_iso(row["end"]),
+                None if row["start"] is None else parse_iso(row["start"])))
+        self._runner = asyncio.create_task(self._run(), name="planner")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+            self._runner = None
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            for site_id in self.directory.specs:
+                self._loop(site_id)
+            await asyncio.Event().wait()
+
+    def _loop(self, site_id: str) -> _SiteLoop:
+        if site_id not in self._loops:
+            self._loops[site_id] = _SiteLoop()
+            if self._tasks is not None:
+                self._tasks.create_task(self._site_loop(site_id), name=f"plan-{site_id}")
+        return self._loops[site_id]
+
+    # -- triggers ------------------------------------------------------------------------------
+
+    def on_event(self, event: DomainEvent) -> None:
+        """Bus listener: fold the event into the live state and ask for a re-plan."""
+        conn = self.live.apply(event)
+        if conn is not None and isinstance(event, Metered | TransactionEvent201):
+            self._check_follows_limit(conn)
+        site_id = self.directory.placement(event.cp_id).site_id
+        self.request(site_id, type(event).__name__)
+
+    def request(self, site_id: str, trigger: str) -> None:
+        """Ask for a re-plan of `site_id`; requests within the coalescing window merge."""
+        loop = self._loop(site_id)
+        loop.triggers.append(trigger)
+        loop.wake.set()
+
+    async def set_external_limit(self, node_id: str, power_kw: float | None,
+                                 current_a: float | None, end: datetime,
+                                 start: datetime | None = None) -> None:
+        """An external limit on a site or group until `end`; stored, then re-planned."""
+        await self.store.add_external_limit(node_id, power_kw, current_a, start, end,
+                                            self.clock.now())
+        self._externals.setdefault(node_id, []).append(
+            ExternalLimit(LimitValue(power_kw, current_a), end, start))
+        site_id = self._site_of_node(node_id)
+        self.request(site_id, "external_limit")
+
+    def _site_of_node(self, node_id: str) -> str:
+        for spec in self.directory.specs.values():
+            if spec.id == node_id or any(g.id == node_id for g in spec.groups):
+                return spec.id
+        raise KeyError(f"no site or group {node_id!r}")
+
+    async def wait_planned(self, site_id: str) -> None:
+        """Wait for the next completed plan of `site_id` (tests and the CLI use this)."""
+        loop = self._loop(site_id)
+        loop.planned.clear()
+        await loop.planned.wait()
+
+    def _check_follows_limit(self, c: ConnectorState) -> None:
+        """Closed loop: a charger drawing well above an accepted limit is flagged."""
+        if c.tx_id is None or c.held_tx_w is None or c.measured_w is None or c.ignoring:
+            return
+        if c.measured_w > c.held_tx_w + self.config.ignore_margin_kw * 1000.0:
+            c.over_limit_samples += 1
+            if c.over_limit_samples >= self.config.ignore_after_samples:
+                c.ignoring = True
+                log.warning("charger_ignores_profile", cp_id=c.cp_id,
+                            connector_id=c.connector_id, limit_w=c.held_tx_w,
+                            measured_w=c.measured_w)
+        else:
+            c.over_limit_samples = 0
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _site_loop(self, site_id: str) -> None:
+        loop = self._loops[site_id]
+        while True:
+            await self._wait(loop)
+            await self.clock.sleep(self.config.coalesce_s)
+            loop.wake.clear()
+            triggers, loop.triggers = loop.triggers, []
+            trigger = ",".join(sorted(set(triggers))) or "timer"
+            try:
+                await self.plan_site(site_id, trigger)
+            except Exception:  # the edge of the site's task: keep planning the next time
+                log.exception("plan_failed", site_id=site_id)
+            loop.plans += 1
+            loop.planned.set()
+
+    async def _wait(self, loop: _SiteLoop) -> None:
+        if loop.wake.is_set():
+            return
+        waiter = asyncio.ensure_future(loop.wake.wait())
+        tasks: set[asyncio.Future[Any]] = {waiter}
+        if loop.next_due is not None:
+            delay = max(0.0, (loop.next_due - self.clock.now()).total_seconds())
+            tasks.add(asyncio.ensure_future(self.clock.sleep(delay)))
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        if waiter not in done:
+            loop.triggers.append("timer")
+
+    # -- one plan ------------------------------------------------------------------------------
+
+    def _node_limits(self, site_id: str, node_id: str, specs: list[LimitSpec],
+                     static_kw: float | None, static_a: float | None) -> NodeLimits:
+        tz = self.directory.specs[site_id].timezone
+        default = LimitValue(static_kw, static_a)
+        scheduled, capacities, drs = [], [], []
+        externals = list(self._externals.get(node_id, []))
+        for s in specs:
+            value = LimitValue(s.power_kw, s.current_a)
+            if s.kind == "default":
+                default = value
+            elif s.kind == "scheduled" and s.start_cron and s.end_cron:
+                scheduled.append(ScheduledLimit(s.start_cron, s.end_cron, value))
+            elif s.start and s.end:
+                start, end = parse_iso(s.start), parse_iso(s.end)
+                if s.kind == "capacity":
+                    capacities.append(CapacityInterval(start, end, value))
+                elif s.kind == "dr_event":
+                    drs.append(DrEvent(start, end, value))
+                else:
+                    externals.append(ExternalLimit(value, end, start))
+        return NodeLimits(default=default, scheduled=tuple(scheduled),
+                          capacities=tuple(capacities), dr_events=tuple(drs),
+                          externals=tuple(externals), timezone=tz)
+
+    def _resolve(self, site_id: str, now: datetime,
+                 horizon: timedelta) -> tuple[dict[str, NodeLimit], dict[str, Resolved]]:
+        spec = self.directory.specs[site_id]
+        statics: dict[str, tuple[float | None, float | None]] = {
+            site_id: (spec.max_power_kw, spec.max_current_a)}
+        for g in spec.groups:
+            statics[g.id] = (g.max_power_kw, g.max_current_a)
+        out: dict[str, NodeLimit] = {}
+        resolved: dict[str, Resolved] = {}
+        for node_id, specs in self.directory.limit_specs(site_id).items():
+            kw, amps = statics[node_id]
+            r = lookahead(self._node_limits(site_id, node_id, specs, kw, amps), now, horizon)
+            resolved[node_id] = r
+            out[node_id] = r.as_node_limit()
+        return out, resolved
+
+    def _chargers(self, site_id: str) -> list[ChargerState]:
+        return [cp for cp in self.live.chargers.values()
+                if cp.connectors and self.directory.placement(cp.cp_id).site_id == site_id]
+
+    def _held_for(self, key: str) -> _Held:
+        if key not in self._held:
+            self._held[key] = _Held()
+        return self._held[key]
+
+    def _current_w(self, c: ConnectorState, conn: Connector, now: datetime) -> float:
+        """What the connector may draw on its own right now, as far as we know."""
+        if c.tx_id is not None and c.held_tx_w is not None and (
+                c.held_tx_valid_to is None or c.held_tx_valid_to > now):
+            return c.held_tx_w
+        if c.held_floor_w is not None:
+            return c.held_floor_w
+        return conn.max_w()
+
+    def _demand(self, cp: ChargerState, c: ConnectorState, conn: Connector,
+                now: datetime) -> Demand:
+        pinned: float | None = None
+        held = self._held_for(conn.id)
+        if not cp.online:
+            pinned = self._current_w(c, conn, now)
+        elif c.ignoring:
+            pinned = max(c.measured_w or 0.0, self._current_w(c, conn, now))
+        elif c.pinned_w is not None:
+            if held.retry_at is not None and held.retry_at <= now:
+                c.pinned_w, held.retry_at = None, None
+            else:
+                pinned = c.pinned_w
+        vehicle_kw = None
+        energy = departure = None
+        if c.needs is not None:
+            if c.needs.ev_max_power_w:
+                vehicle_kw = c.needs.ev_max_power_w / 1000.0
+            elif c.needs.ev_max_current_a:
+                vehicle_kw = conn.w_at_amps(c.needs.ev_max_current_a) / 1000.0
+            if c.needs.energy_amount_wh is not None:
+                energy = c.needs.energy_amount_wh / 1000.0
+            departure = c.needs.departure
+        below_s = 0.0
+        if c.measured_w is not None and c.held_tx_w is not None and c.measured_at is not None \
+                and c.measured_w < c.held_tx_w - 1000.0:
+            below_s = max(0.0, (now - c.measured_at).total_seconds())
+        return Demand(connector_id=conn.id, priority=conn.priority, vehicle_max_kw=vehicle_kw,
+                      energy_to_charge_kwh=energy, departure=departure,
+                      measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
+                      transaction_id=c.tx_id)
+
+    async def _capabilities(self, cps: list[ChargerState]) -> dict[str, Capabilities]:
+        wanted = {cp.cp_id for cp in cps}
+        out: dict[str, Capabilities] = {}
+        for record in await self.store.list_charge_points():
+            if record.cp_id not in wanted:
+                continue
+            spec = self.directory.charger_spec(record.cp_id)
+            units = record.capabilities.get("rate_units") or ["A", "W"]
+            unit = spec.unit or ("A" if "A" in units else "W")
+            stack = record.capabilities.get("max_stack_level")
+            out[record.cp_id] = Capabilities(
+                preferred_unit=unit,  # type: ignore[arg-type]
+                max_stack_level=int(stack) if stack else 8,
+                tx_preset=TX_PRESET,
+                tx_default_preset=TX_DEFAULT_PRESET,
+            )
+        return out
+
+    async def plan_site(self, site_id: str, trigger: str) -> Allocation | None:
+        """Plan one site now and dispatch the result; returns the allocation used."""
+        now = self.clock.now()
+        cfg = self.config
+        validity = timedelta(seconds=cfg.profile_validity_s)
+        cps = self._chargers(site_id)
+        loop = self._loops[site_id]
+        if not cps:
+            loop.next_due = None
+            return None
+        limits, resolved = self._resolve(site_id, now, validity + timedelta(seconds=cfg.coalesce_s))
+        floor_limits, _ = self._resolve(site_id, now, FLOOR_HORIZON)
+        site = self.directory.site(site_id)
+        connectors: list[Connector] = []
+        demands: list[Demand] = []
+        states: dict[str, tuple[ChargerState, ConnectorState]] = {}
+        for cp in cps:
+            for n, c in sorted(cp.connectors.items()):
+                conn = self.directory.connector(cp.cp_id, n)
+                connectors.append(conn)
+                states[conn.id] = (cp, c)
+                if c.tx_id is not None:
+                    demands.append(self._demand(cp, c, conn, now))
+        base = Snapshot(site=site, connectors=tuple(connectors), sessions=tuple(demands),
+                        groups=self.directory.groups(site_id),
+                        charge_points=tuple(self.directory.charge_point(cp.cp_id) for cp in cps),
+                        limits=limits, now=now)
+        target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()))
+        # Until a charger confirms a floor, its idle connectors may draw what they held before
+        # (or their maximum): reserve the larger.
+        reserve = {}
+        by_key = {x.id: x for x in connectors}
+        for key, (_cp, c) in states.items():
+            conn = by_key[key]
+            held = c.held_floor_w if c.held_floor_w is not None else conn.max_w()
+            reserve[key] = max(held, target_floors.get(key, 0.0))
+        snapshot = replace(base, floors=reserve)
+        allocation = await asyncio.to_thread(
+            allocate, snapshot, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)
+        if allocation.managed:
+            await self._dispatch(site_id, snapshot, allocation, target_floors, states, now)
+        await self._record(site_id, trigger, now, resolved, snapshot, allocation)
+        loop.next_due = self._next_due(site_id, resolved, now)
+        return allocation
+
+    def _next_due(self, site_id: str, resolved: dict[str, Resolved],
+                  now: datetime) -> datetime | None:
+        """The earliest limit boundary, TxProfile renewal, retry, or deferred raise."""
+        due: list[datetime] = [r.next_boundary for r in resolved.values()
+                               if r.next_boundary is not None]
+        # Plan a little before a boundary so a drop is in force at its start.
+        due = [d - timedelta(seconds=self.config.profile_validity_s) for d in due]
+        for cp in self._chargers(site_id):
+            for n, c in cp.connectors.items():
+                key = connector_key(cp.cp_id, n)
+                held = self._held_for(key)
+                if c.tx_id is not None and c.held_tx_valid_to is not None:
+                    due.append(c.held_tx_valid_to - timedelta(seconds=self.policy.renew_before_s))
+                if held.retry_at is not None:
+                    due.append(held.retry_at)
+                if c.last_sent_at is not None and c.tx_id is not None:
+                    due.append(c.last_sent_at + timedelta(seconds=self.policy.min_interval_s))
+        future = [d for d in due if d > now]
+        return min(future) if future else None
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _synthetic(self, like: ChargingProfile, watts: float, conn: Connector) -> ChargingProfile:
+        """`like` with one period at `watts`, in its unit: what the charger holds now."""
+        unit = like.schedule.unit
+        limit = watts / conn.w_at_amps(1.0) if unit == "A" else watts
+        limit = math.floor(limit * 10 + 1e-9) / 10
+        period = SchedulePeriod(0, limit, like.schedule.periods[0].number_phases)
+        return replace(like, schedule=replace(like.schedule, periods=(period,)))
+
+    def _profile_w(self, profile: ChargingProfile, conn: Connector, at: datetime) -> float:
+        limit = profile.limit_at(at)
+        if limit is None:
+            limit = profile.schedule.periods[0].limit
+        return conn.w_at_amps(limit) if profile.schedule.unit == "A" else limit
+
+    async def _dispatch(self, site_id: str, snapshot: Snapshot, allocation: Allocation,
+                        target_floors: dict[str, float], states: dict[str, tuple],
+                        now: datetime) -> None:
+        conns = {c.id: c for c in snapshot.connectors}
+        cps = [cp for cp, _ in states.values()]
+        caps = await self._capabilities(list({cp.cp_id: cp for cp in cps}.values()))
+        with_floors = replace(allocation, connectors=tuple(
+            replace(ca, floor_w=target_floors.get(ca.connector_id, 0.0))
+            for ca in allocation.connectors))
+        profiles = build_profiles(with_floors, snapshot, caps, now=now,
+                                  validity_s=int(self.config.profile_validity_s))
+        sends: list[_Send] = []
+        for profile in profiles:
+            key = profile.connector_id
+            cp, c = states[key]
+            conn = conns[key]
+            if not cp.online:
+                continue
+            held = self._held_for(key)
+            new_w = self._profile_w(profile, conn, now)
+            if profile.purpose == "TxDefaultProfile":
+                current = c.held_floor_w if c.held_floor_w is not None else conn.max_w()
+                if held.floor is not None and c.held_floor_w is not None and \
+                        held.floor.schedule.periods == profile.schedule.periods:
+                    continue
+                sends.append(_Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
+                continue
+            if c.tx_id is None or c.pinned_w is not None or c.ignoring:
+                continue
+            current = self._current_w(c, conn, now)
+            previous = held.tx if (held.tx is not None and c.held_tx_w is not None) \
+                else self._synthetic(profile, current, conn)
+            if new_w < current - 1e-6 or should_send(previous, profile, c.last_sent_at, now,
+                                                      self.policy):
+                sends.append(_Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
+        lowering = [s for s in sends if s.lowering]
+        raising = [s for s in sends if not s.lowering]
+        results = await asyncio.gather(*(self._send(s, states, now) for s in lowering))
+        if not all(results):
+            # Raises were planned assuming every lowering took hold; re-plan around the failure.
+            self.request(site_id, "lowering_failed")
+            return
+        await asyncio.gather(*(self._send(s, states, now) for s in raising))
+
+    async def _send(self, send: _Send, states: dict[str, tuple], now: datetime) -> bool:
+        cp, c = states[send.key]
+        version = self.commands.version_of(cp.cp_id)
+        translate = v16.set_charging_profile if version in (None, v16.VERSION) \
+            else v201.set_charging_profile
+        action, payload = translate(send.connector_id, send.profile)
+        result = await self.commands.send(cp.cp_id, action, payload)
+        held = self._held_for(send.key)
+        if send.profile.purpose == "TxProfile":
+            # The rate cap is about repeated updates of one session's limit, not its floor.
+            c.last_sent_at = now
+        if result.ok:
+            if send.profile.purpose == "TxDefaultProfile":
+                c.held_floor_w, held.floor = send.new_w, send.profile
+            else:
+                c.held_tx_w, held.tx = send.new_w, send.profile
+                c.held_tx_valid_to = send.profile.valid_to
+                c.over_limit_samples = 0
+            return True
+        # Not taken: count the connector at whichever of old and new is higher until it answers.
+        c.pinned_w = max(send.current_w, send.new_w)
+        held.retry_at = now + timedelta(seconds=RETRY_AFTER_S)
+        log.warning("profile_not_taken", cp_id=cp.cp_id, connector_id=send.connector_id,
+                    purpose=send.profile.purpose, status=result.status,
+                    counted_w=c.pinned_w)
+        return False
+
+    async def _record(self, site_id: str, trigger: str, now: datetime,
+                      resolved: dict[str, Resolved], snapshot: Snapshot,
+                      allocation: Allocation) -> None:
+        site_limit = resolved.get(site_id)
+        inputs = {
+            "connectors": len(snapshot.connectors),
+            "sessions": len(snapshot.sessions),
+            "pinned": [d.connector_id for d in snapshot.sessions if d.pinned_w is not None],
+            "limits": {k: {"power_kw": v.power_kw, "current_a": v.current_a, "source": v.source}
+                       for k, v in snapshot.limits.items()},
+        }
+        result = {ca.connector_id: {"power_w": ca.power_w, "floor_w": ca.floor_w,
+                                    "active": ca.active, "pinned": ca.pinned}
+                  for ca in allocation.connectors}
+        await self.store.record_plan(
+            site_id, now, trigger,
+            site_limit.value.power_kw if site_limit else None,
+            site_limit.value.current_a if site_limit else None,
+            site_limit.source.value if site_limit else "default",
+            allocation.status, allocation.solve_time_s, inputs, result,
+        )

@@ -1,0 +1,650 @@
+"""The allocator: one entry point, `allocate(snapshot, *, time_limit_s) -> Allocation`.
+
+How it works, and why:
+
+* Hard constraints are linear rows over connector powers (see `loadmgmt.network`): every
+  node's kW limit and per-phase A limit minus the site buffer; connector and vehicle maxima;
+  each session 0 or at least max(site minimum, 6 A equivalent); limits on the power step;
+  pinned sessions fixed. Every connector also counts at least its standing floor (its
+  TxDefaultProfile share): an idle connector's floor is held in reserve (seed 002
+  reservedPower) so a car that plugs in while we are away still fits; see DESIGN section 3,
+  "Safe without us". A session counts max(grant, floor).
+
+* `load_sharing` (the present slot only). The objective is lexicographic: (1) opt-out
+  (priority 0) sessions at their maximum, (2) the rate each session needs to get its energy
+  before departure, higher priority first, (3) weighted max-min fair shares (weight
+  6 - priority), (4) sessions measured well below their limit for a while are capped near
+  their draw so the rest is lent to others (the cap goes when they ramp up and the planner
+  re-plans). Without the 0-or-minimum rule each step is a weighted max-min problem over a
+  polytope, which exact progressive filling solves in O(n log n) per step: far faster than
+  CP-SAT and exactly lexicographic. The 0-or-minimum rule is the combinatorial part: which
+  sessions to admit when not every minimum fits. A greedy pass (priority order) admits
+  sessions; only when it has to turn one away does CP-SAT choose the admitted set, tier by
+  tier from opt-out down (maximise the number admitted per priority). Results are rounded down
+  to the power step and the slack handed out one step at a time, poorest share first.
+
+* `fleet` plans `horizon_slots` slots of `slot_s` with CP-SAT: integer steps per session and
+  slot, 0-or-minimum, all rows per slot, minimise priority-weighted energy shortfall at
+  departure (opt-out weighted highest), then prefer energy early. An earliest-departure-first
+  greedy plan is the hint and the fallback when CP-SAT proves nothing better in time.
+
+Deterministic: fixed seed, sorted inputs; with `workers` > 1 CP-SAT runs interleaved search so
+the answer does not depend on thread timing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from loadmgmt.model import (
+    OPT_OUT,
+    Allocation,
+    ConnectorAllocation,
+    Demand,
+    NodeLimit,
+    Snapshot,
+    SolverStatus,
+    priority_weight,
+    round_down,
+)
+from loadmgmt.network import (
+    INF,
+    Network,
+    build_network,
+    compute_floors,
+    greedy_admit,
+    overloaded_nodes,
+    progressive_fill,
+)
+
+_A_SCALE = 1000.0  # CP-SAT works in mA for phase rows
+
+
+@dataclass
+class _Prep:
+    net: Network
+    limits: list[float]
+    floor: dict[int, float]
+    demand: dict[int, Demand]
+    free: list[int]  # active, not pinned, can charge (cap >= min)
+    pinned: dict[int, float]
+    cap: dict[int, float]
+    mins: dict[int, float]
+    need_w: dict[int, float]  # rate needed to finish before departure (load sharing)
+    base: list[float]  # row loads of floors, pinned draws
+
+
+def allocate(
+    snapshot: Snapshot, *, time_limit_s: float, workers: int = 1, seed: int = 0
+) -> Allocation:
+    """Compute every connector's limit for the snapshot's site (see the module docstring)."""
+    t0 = time.perf_counter()
+    if snapshot.now is None or snapshot.now.tzinfo is None:
+        raise ValueError("snapshot.now must be a tz-aware datetime")
+    prep = _prepare(snapshot)
+    objective = snapshot.effective_objective
+    if objective == "off":
+        return _unmanaged(snapshot, prep, t0)
+    if objective == "fleet":
+        return _fleet(snapshot, prep, t0, time_limit_s, workers, seed)
+    return _load_sharing(snapshot, prep, t0, time_limit_s, workers, seed)
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _prepare(snapshot: Snapshot) -> _Prep:
+    net = build_network(snapshot)
+    site = snapshot.site
+    step = site.step_w
+    floors_by_id = snapshot.floors if snapshot.floors is not None else compute_floors(snapshot)
+    if site.floors == "zero":
+        floors_by_id = {}
+    floor = {i: float(floors_by_id.get(c.id, 0.0)) for i, c in enumerate(net.connectors)}
+    demand: dict[int, Demand] = {}
+    for d in sorted(snapshot.sessions, key=lambda d: d.connector_id):
+        if d.connector_id not in net.index:
+            raise ValueError(f"session on unknown connector {d.connector_id!r}")
+        demand[net.index[d.connector_id]] = d
+    now = snapshot.now
+    assert now is not None
+    pinned: dict[int, float] = {}
+    free: list[int] = []
+    cap: dict[int, float] = {}
+    mins: dict[int, float] = {}
+    need_w: dict[int, float] = {}
+    for i, d in demand.items():
+        if d.pinned_w is not None:
+            pinned[i] = max(0.0, float(d.pinned_w))
+            continue
+        hi = net.connectors[i].max_w()
+        if d.vehicle_max_kw is not None:
+            hi = min(hi, d.vehicle_max_kw * 1000.0)
+        lo = net.min_w(i)
+        lent = (
+            d.priority != OPT_OUT
+            and d.measured_w is not None
+            and d.below_limit_for_s >= site.lend_after_s
+        )
+        if lent:
+            assert d.measured_w is not None
+            hi = min(hi, max(lo, d.measured_w + site.lend_margin_kw * 1000.0))
+        hi = round_down(hi, step)
+        if hi < lo or hi <= 0:
+            continue
+        cap[i] = hi
+        mins[i] = lo
+        free.append(i)
+        if d.energy_to_charge_kwh and d.energy_to_charge_kwh > 0 and d.departure is not None:
+            left = (d.departure - now).total_seconds()
+            need_w[i] = hi if left <= 0 else min(hi, d.energy_to_charge_kwh * 3.6e6 / left)
+    consumption = [floor[i] for i in range(len(net.connectors))]
+    for i, p in pinned.items():
+        consumption[i] = max(p, floor[i])
+    base = net.loads(consumption)
+    limits = net.row_limits(snapshot.limits)
+    return _Prep(net, limits, floor, demand, free, pinned, cap, mins, need_w, base)
+
+
+def _tier(d: Demand) -> int:
+    return d.priority
+
+
+# --------------------------------------------------------------------------- load sharing
+
+
+def _admit(
+    prep: _Prep,
+    subset: Sequence[int],
+    base: Sequence[float],
+    time_limit_s: float,
+    workers: int,
+    seed: int,
+) -> tuple[list[int], SolverStatus]:
+    """Choose sessions that get at least their minimum; CP-SAT only if greedy turns one away."""
+    extra = {i: max(prep.mins[i], prep.floor[i]) - prep.floor[i] for i in subset}
+    order = sorted(
+        subset,
+        key=lambda i: (
+            _tier(prep.demand[i]),
+            -prep.need_w.get(i, 0.0),
+            prep.net.connectors[i].id,
+        ),
+    )
+    admitted = greedy_admit(prep.net, prep.limits, base, order, extra)
+    if len(admitted) == len(order):
+        return admitted, "optimal"
+    chosen, status = _cpsat_admit(prep, base, order, extra, admitted, time_limit_s, workers, seed)
+    return chosen, status
+
+
+def _solver(time_limit_s: float, workers: int, seed: int) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.01, time_limit_s)
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    if workers > 1:
+        solver.parameters.interleave_search = True
+    return solver
+
+
+def _cpsat_admit(
+    prep: _Prep,
+    base: Sequence[float],
+    order: list[int],
+    extra: Mapping[int, float],
+    greedy: list[int],
+    time_limit_s: float,
+    workers: int,
+    seed: int,
+) -> tuple[list[int], SolverStatus]:
+    net = prep.net
+    cand = [i for i in order if extra[i] > 0]
+    always = [i for i in order if extra[i] <= 0]
+    model = cp_model.CpModel()
+    x = {i: model.new_bool_var(f"a{i}") for i in cand}
+    rows: dict[int, list[tuple[int, int]]] = {}
+    for i in cand:
+        for k, c in net.col_rows[i]:
+            if prep.limits[k] < INF:
+                rows.setdefault(k, []).append((i, _scaled(net, k, c * extra[i], up=True)))
+    for k, terms in rows.items():
+        room = _scaled(net, k, prep.limits[k] - base[k], up=False)
+        model.add(sum(coef * x[i] for i, coef in terms) <= max(room, 0))
+    greedy_set = set(greedy)
+    for i in cand:
+        model.add_hint(x[i], i in greedy_set)
+    deadline = time.perf_counter() + time_limit_s
+    tiers = sorted({_tier(prep.demand[i]) for i in cand})
+    status: SolverStatus = "optimal"
+    solution: dict[int, int] | None = None
+    for tier in tiers:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            status = "greedy" if solution is None else "feasible"
+            break
+        members = [x[i] for i in cand if _tier(prep.demand[i]) == tier]
+        model.maximize(sum(members))
+        solver = _solver(left, workers, seed)
+        res = solver.solve(model)
+        if res not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            status = "greedy" if solution is None else "feasible"
+            break
+        solution = {i: int(solver.value(x[i])) for i in cand}
+        best = int(round(solver.objective_value))
+        model.add(sum(members) >= best)  # lexicographic: keep this tier's count
+        model.clear_hints()
+        for i in cand:
+            model.add_hint(x[i], solution[i])
+        if res != cp_model.OPTIMAL:
+            status = "feasible"
+            break
+    if solution is None:
+        return greedy, "greedy"
+    chosen = set(always) | {i for i, v in solution.items() if v}
+    if _tier_counts(prep, chosen) < _tier_counts(prep, greedy_set):
+        return greedy, "greedy"
+    return [i for i in order if i in chosen], status
+
+
+def _tier_counts(prep: _Prep, chosen: set[int]) -> tuple[int, ...]:
+    counts = [0] * 6
+    for i in chosen:
+        counts[_tier(prep.demand[i])] += 1
+    return tuple(counts)
+
+
+def _scaled(net: Network, k: int, value: float, *, up: bool) -> int:
+    scale = 1.0 if net.rows[k].kind == "kW" else _A_SCALE
+    v = value * scale
+    return math.ceil(v - 1e-9) if up else math.floor(v + 1e-9)
+
+
+def _load_sharing(
+    snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int
+) -> Allocation:
+    net = prep.net
+    step = net.site.step_w
+    deadline = time.perf_counter() + time_limit_s
+    base = list(prep.base)
+    alloc: dict[int, float] = {}
+
+    def admit(group: list[int]) -> tuple[list[int], SolverStatus]:
+        left = max(0.0, deadline - time.perf_counter())
+        chosen, st = _admit(prep, group, base, left, workers, seed)
+        for i in chosen:
+            alloc[i] = prep.mins[i]
+            delta = max(alloc[i], prep.floor[i]) - prep.floor[i]
+            for k, c in net.col_rows[i]:
+                base[k] += c * delta
+        return chosen, st
+
+    def fill(group: list[int], caps: Mapping[int, float], weights: Mapping[int, float]) -> None:
+        if not group:
+            return
+        lbs = {i: alloc[i] for i in group}
+        hi = {i: max(lbs[i], caps[i]) for i in group}
+        got, _ = progressive_fill(net, prep.limits, base, group, lbs, hi, weights, prep.floor)
+        for i in group:
+            old = max(alloc[i], prep.floor[i])
+            alloc[i] = got[i]
+            new = max(got[i], prep.floor[i])
+            if new != old:
+                for k, c in net.col_rows[i]:
+                    base[k] += c * (new - old)
+
+    # (1) opt-out sessions first: admitted, then raised to their maximum, before anyone else
+    optout, st1 = admit([i for i in prep.free if prep.demand[i].priority == OPT_OUT])
+    fill(optout, prep.cap, {i: 1.0 for i in optout})
+    rest, st2 = admit([i for i in prep.free if prep.demand[i].priority != OPT_OUT])
+    admitted = optout + rest
+    order_ = ("optimal", "feasible", "greedy")
+    status: SolverStatus = max(st1, st2, key=order_.index)  # type: ignore[assignment]
+    # (2) the rate needed before departure, tier by tier (higher priority first)
+    for tier in range(1, 6):
+        group = [i for i in rest if prep.demand[i].priority == tier and i in prep.need_w]
+        fill(group, prep.need_w, {i: max(prep.need_w[i], 1.0) for i in group})
+    # (3) + (4): weighted max-min on the rest (lending already lowered caps)
+    fill(rest, prep.cap, {i: priority_weight(prep.demand[i].priority) for i in rest})
+
+    # Power below the standing floor is already reserved: hand it out.
+    for i in admitted:
+        alloc[i] = max(alloc[i], min(prep.floor[i], prep.cap[i]))
+    final = _round_and_top_up(prep, admitted, alloc, step)
+    plan = {i: (p,) for i, p in final.items()}
+    objective = _objective_values(prep, final)
+    return _result(snapshot, prep, final, plan, status, t0, objective)
+
+
+def _round_and_top_up(
+    prep: _Prep, admitted: Sequence[int], alloc: Mapping[int, float], step: float
+) -> dict[int, float]:
+    """Round down to the step, then hand out the slack a step at a time, poorest first."""
+    net = prep.net
+    final = {i: max(prep.mins[i], round_down(alloc[i], step)) for i in admitted}
+    consumption = [prep.floor[i] for i in range(len(net.connectors))]
+    for i, p in prep.pinned.items():
+        consumption[i] = max(p, prep.floor[i])
+    for i, p in final.items():
+        consumption[i] = max(p, prep.floor[i])
+    loads = net.loads(consumption)
+    # Float noise in the fill must never put us over a limit: shed from the richest first.
+    for k, row in enumerate(net.rows):
+        if loads[k] <= prep.limits[k] + 1e-6:
+            continue
+        users = sorted(
+            (i for i, _ in row.members if i in final),
+            key=lambda i: -final[i] / _w(prep, i),
+        )
+        for i in users:
+            while loads[k] > prep.limits[k] + 1e-6 and final[i] > 0:
+                new = final[i] - step if final[i] - step >= prep.mins[i] else 0.0
+                _shift(net, loads, consumption, i, max(new, prep.floor[i]))
+                final[i] = new
+            if loads[k] <= prep.limits[k] + 1e-6:
+                break
+    for _ in range(3):
+        changed = False
+        for i in sorted(final, key=lambda i: (final[i] / _w(prep, i), net.connectors[i].id)):
+            new = final[i] + step
+            if new > prep.cap[i] or final[i] <= 0:
+                continue
+            delta = max(new, prep.floor[i]) - consumption[i]
+            if delta > 0 and any(
+                loads[k] + c * delta > prep.limits[k] + 1e-6 for k, c in net.col_rows[i]
+            ):
+                continue
+            _shift(net, loads, consumption, i, max(new, prep.floor[i]))
+            final[i] = new
+            changed = True
+        if not changed:
+            break
+    return final
+
+
+def _w(prep: _Prep, i: int) -> float:
+    return priority_weight(prep.demand[i].priority)
+
+
+def _shift(net: Network, loads: list[float], consumption: list[float], i: int, new: float) -> None:
+    delta = new - consumption[i]
+    for k, c in net.col_rows[i]:
+        loads[k] += c * delta
+    consumption[i] = new
+
+
+def _objective_values(prep: _Prep, final: Mapping[int, float]) -> dict[str, float]:
+    optout_short = sum(
+        prep.cap[i] - final.get(i, 0.0) for i in prep.free if prep.demand[i].priority == OPT_OUT
+    )
+    need_short = sum(max(0.0, r - final.get(i, 0.0)) for i, r in prep.need_w.items())
+    shares = [final[i] / _w(prep, i) for i in final if final[i] > 0]
+    return {
+        "optout_shortfall_w": optout_short,
+        "departure_rate_shortfall_w": need_short,
+        "min_weighted_share_w": min(shares) if shares else 0.0,
+        "total_w": sum(final.values()) + sum(prep.pinned.values()),
+        "sessions_at_zero": float(sum(1 for i in prep.free if final.get(i, 0.0) <= 0)),
+    }
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _result(
+    snapshot: Snapshot,
+    prep: _Prep,
+    final: Mapping[int, float],
+    plan: Mapping[int, tuple[float, ...]],
+    status: SolverStatus,
+    t0: float,
+    objective: Mapping[str, float],
+    *,
+    managed: bool = True,
+) -> Allocation:
+    net = prep.net
+    consumption = [prep.floor[i] for i in range(len(net.connectors))]
+    out: list[ConnectorAllocation] = []
+    for i, c in enumerate(net.connectors):
+        d = prep.demand.get(i)
+        if i in prep.pinned:
+            power = prep.pinned[i]
+        else:
+            power = final.get(i, 0.0)
+        consumption[i] = max(power, prep.floor[i])
+        out.append(
+            ConnectorAllocation(
+                connector_id=c.id,
+                power_w=power,
+                current_a=net.phase_currents(i, power),
+                floor_w=prep.floor[i],
+                plan_w=plan.get(i, (power,)),
+                active=d is not None,
+                pinned=i in prep.pinned,
+                transaction_id=d.transaction_id if d else None,
+            )
+        )
+    over = overloaded_nodes(net, prep.limits, net.loads(consumption))
+    return Allocation(
+        site_id=snapshot.site.id,
+        connectors=tuple(out),
+        status=status,
+        solve_time_s=time.perf_counter() - t0,
+        objective=dict(objective),
+        start=snapshot.now,
+        slot_s=snapshot.slot_s,
+        managed=managed,
+        overloaded=tuple(over),
+    )
+
+
+def _unmanaged(snapshot: Snapshot, prep: _Prep, t0: float) -> Allocation:
+    final = {i: prep.cap[i] for i in prep.free}
+    return _result(snapshot, prep, final, {}, "optimal", t0, {}, managed=False)
+
+
+# --------------------------------------------------------------------------- fleet
+
+
+def _slot_limits(snapshot: Snapshot, prep: _Prep, slots: int) -> list[list[float]]:
+    """Row limits per slot (a node's slot limit, else its present limit)."""
+    if not snapshot.slot_limits:
+        return [prep.limits] * slots
+    out: list[list[float]] = []
+    for t in range(slots):
+        lim: dict[str, NodeLimit] = dict(snapshot.limits)
+        for node, seq in snapshot.slot_limits.items():
+            if seq:
+                lim[node] = seq[min(t, len(seq) - 1)]
+        out.append(prep.net.row_limits(lim))
+    return out
+
+
+def _fleet(
+    snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int
+) -> Allocation:
+    net = prep.net
+    step = net.site.step_w
+    slots = max(1, snapshot.horizon_slots)
+    slot_s = snapshot.slot_s
+    now = snapshot.now
+    assert now is not None
+    limits = _slot_limits(snapshot, prep, slots)
+    sessions = sorted(prep.free, key=lambda i: net.connectors[i].id)
+    # Seconds of each slot before the session's departure, and energy (W*s) it still needs.
+    avail: dict[int, list[float]] = {}
+    need: dict[int, float] = {}
+    for i in sessions:
+        d = prep.demand[i]
+        left = INF if d.departure is None else (d.departure - now).total_seconds()
+        avail[i] = [max(0.0, min(slot_s, left - t * slot_s)) for t in range(slots)]
+        if avail[i][0] <= 0:  # already past departure: still charge now rather than never
+            avail[i][0] = float(slot_s)
+        if d.energy_to_charge_kwh is not None and d.energy_to_charge_kwh > 0:
+            need[i] = d.energy_to_charge_kwh * 3.6e6
+        else:
+            need[i] = prep.cap[i] * sum(avail[i])
+    greedy = _fleet_greedy(prep, sessions, limits, avail, need, slots)
+    plan, status = _fleet_cpsat(
+        prep, sessions, limits, avail, need, slots, greedy, time_limit_s, workers, seed
+    )
+    final = {i: plan[i][0] for i in sessions}
+    delivered = sum(p * a for i in sessions for p, a in zip(plan[i], avail[i], strict=True))
+    short = sum(
+        max(0.0, need[i] - sum(p * a for p, a in zip(plan[i], avail[i], strict=True)))
+        for i in sessions
+        if prep.demand[i].energy_to_charge_kwh
+    )
+    objective = {
+        "delivered_kwh": delivered / 3.6e6,
+        "energy_shortfall_kwh": short / 3.6e6,
+        "total_w": sum(final.values()) + sum(prep.pinned.values()),
+    }
+    del step
+    return _result(
+        snapshot, prep, final, {i: tuple(plan[i]) for i in sessions}, status, t0, objective
+    )
+
+
+def _fleet_order_key(prep: _Prep, i: int) -> tuple[int, float, int, str]:
+    d = prep.demand[i]
+    dep = d.departure.timestamp() if d.departure is not None else INF
+    return (0 if d.priority == OPT_OUT else 1, dep, d.priority, prep.net.connectors[i].id)
+
+
+def _fleet_greedy(
+    prep: _Prep,
+    sessions: Sequence[int],
+    limits: Sequence[Sequence[float]],
+    avail: Mapping[int, Sequence[float]],
+    need: Mapping[int, float],
+    slots: int,
+) -> dict[int, list[float]]:
+    """Earliest departure first, each slot: as much as fits, 0 or at least the minimum."""
+    net = prep.net
+    step = net.site.step_w
+    order = sorted(sessions, key=lambda i: _fleet_order_key(prep, i))
+    left = dict(need)
+    plan = {i: [0.0] * slots for i in sessions}
+    for t in range(slots):
+        lim = limits[t]
+        loads = list(prep.base)
+        for i in order:
+            if avail[i][t] <= 0 or left[i] <= 0:
+                continue
+            want = min(prep.cap[i], round_up_step(left[i] / avail[i][t], step))
+            want = max(want, prep.mins[i])
+            extra_unit = [(k, c) for k, c in net.col_rows[i]]
+            room = INF
+            f = prep.floor[i]
+            for k, c in extra_unit:
+                # consumption counted is max(p, f); f is already in base
+                room = min(room, (lim[k] - loads[k]) / c + f)
+            give = round_down(min(want, room), step)
+            if give < prep.mins[i]:
+                continue
+            for k, c in extra_unit:
+                loads[k] += c * (max(give, f) - f)
+            plan[i][t] = give
+            left[i] -= give * avail[i][t]
+    return plan
+
+
+def round_up_step(value: float, step: float) -> float:
+    """Smallest multiple of `step` at or above `value`."""
+    return math.ceil(value / step - 1e-9) * step
+
+
+def _fleet_cpsat(
+    prep: _Prep,
+    sessions: Sequence[int],
+    limits: Sequence[Sequence[float]],
+    avail: Mapping[int, Sequence[float]],
+    need: Mapping[int, float],
+    slots: int,
+    hint: Mapping[int, Sequence[float]],
+    time_limit_s: float,
+    workers: int,
+    seed: int,
+) -> tuple[dict[int, list[float]], SolverStatus]:
+    net = prep.net
+    step = net.site.step_w
+    if not sessions:
+        return {}, "optimal"
+    model = cp_model.CpModel()
+    slot_s = max(max(a) for a in avail.values()) or 1.0
+    x: dict[tuple[int, int], cp_model.IntVar] = {}
+    cnt: dict[tuple[int, int], cp_model.IntVar] = {}  # counted = max(x, floor), in steps
+    rows: dict[tuple[int, int], list[tuple[cp_model.IntVar, int]]] = {}
+    energy_terms: dict[int, list[tuple[cp_model.IntVar, int]]] = {}
+    for i in sessions:
+        hi = int(round(prep.cap[i] / step))
+        lo = int(math.ceil(prep.mins[i] / step - 1e-9))
+        fl = int(math.ceil(prep.floor[i] / step - 1e-9))
+        for t in range(slots):
+            if avail[i][t] <= 0:
+                continue
+            v = model.new_int_var(0, hi, f"x{i}_{t}")
+            if lo > 0:
+                on = model.new_bool_var(f"o{i}_{t}")
+                model.add(v >= lo).only_enforce_if(on)
+                model.add(v == 0).only_enforce_if(~on)
+            x[i, t] = v
+            if fl > 0:
+                y = model.new_int_var(fl, max(hi, fl), f"y{i}_{t}")
+                model.add(y >= v)
+                cnt[i, t] = y
+            else:
+                cnt[i, t] = v
+            # energy in units of step*slot fraction (permille of a slot)
+            energy_terms.setdefault(i, []).append((v, int(round(1000 * avail[i][t] / slot_s))))
+            for k, c in net.col_rows[i]:
+                if limits[t][k] < INF:
+                    rows.setdefault((t, k), []).append(
+                        (cnt[i, t], _scaled(net, k, c * step, up=True))
+                    )
+    # Floors are in base; a session's own floor moves into its counted variable.
+    own: dict[tuple[int, int], int] = {}
+    for i in sessions:
+        if prep.floor[i] <= 0:
+            continue
+        for k, c in net.col_rows[i]:
+            for t in range(slots):
+                if (i, t) in x:
+                    own[t, k] = own.get((t, k), 0) + _scaled(net, k, c * prep.floor[i], up=False)
+    for (t, k), terms in rows.items():
+        room = _scaled(net, k, limits[t][k] - prep.base[k], up=False) + own.get((t, k), 0)
+        model.add(sum(coef * v for v, coef in terms) <= max(room, 0))
+    short_terms = []
+    for i in sessions:
+        d = prep.demand[i]
+        need_units = int(math.ceil(need[i] / (step * slot_s) * 1000 - 1e-9))
+        got = sum(coef * v for v, coef in energy_terms.get(i, []))
+        s = model.new_int_var(0, max(need_units, 0), f"s{i}")
+        model.add(s >= need_units - got)
+        weight = 64 if d.priority == OPT_OUT else 2 ** (6 - d.priority)
+        short_terms.append(weight * s)
+    early = []
+    for (_i, t), v in x.items():
+        early.append((slots - t) * v)
+    # Shortfall dominates: one unit of it outweighs any amount of earliness.
+    big = sum((slots - t) * int(round(prep.cap[i] / step)) for (i, t) in x) + 1
+    model.minimize(big * sum(short_terms) - sum(early))
+    for (i, t), v in x.items():
+        model.add_hint(v, int(round(hint[i][t] / step)))
+    solver = _solver(time_limit_s, workers, seed)
+    res = solver.solve(model)
+    if res not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return {i: list(hint[i]) for i in sessions}, "greedy"
+    plan = {i: [0.0] * slots for i in sessions}
+    for (i, t), v in x.items():
+        plan[i][t] = solver.value(v) * step
+    return plan, "optimal" if res == cp_model.OPTIMAL else "feasible"
+
+
+__all__ = ["allocate"]
