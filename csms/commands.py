@@ -5,6 +5,7 @@ Version-neutral verbs pick the per-version message; `send` takes any action as-i
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -44,21 +45,41 @@ class Commands:
         self.registry = registry
         self.clock = clock
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every command under way has its ending recorded (used at shutdown)."""
+        await self._idle.wait()
 
     async def exchange(self, conn: ChargerConnection, action: str,
                        payload: Payload) -> CommandResult:
         """Send on `conn`, recording the command and how it ended."""
-        command_id = await self.store.record_command(conn.cp_id, action, payload,
-                                                     self.clock.now())
+        self._in_flight += 1
+        self._idle.clear()
         try:
-            answer = await conn.call(action, payload)
-        except CallFailed as exc:
-            await self.store.finish_command(command_id, exc.status,
-                                            {"error": str(exc), **exc.details}, self.clock.now())
-            return CommandResult(command_id, exc.status, None, str(exc))
-        status = command_status(answer)
-        await self.store.finish_command(command_id, status, answer, self.clock.now())
-        return CommandResult(command_id, status, answer)
+            command_id = await self.store.record_command(conn.cp_id, action, payload,
+                                                         self.clock.now())
+            try:
+                answer = await conn.call(action, payload)
+            except CallFailed as exc:
+                await self.store.finish_command(command_id, exc.status,
+                                                {"error": str(exc), **exc.details},
+                                                self.clock.now())
+                return CommandResult(command_id, exc.status, None, str(exc))
+            except asyncio.CancelledError:
+                # The caller gave up (shutdown); the record must still say how it ended.
+                await asyncio.shield(self.store.finish_command(
+                    command_id, "failed", {"error": "cancelled"}, self.clock.now()))
+                raise
+            status = command_status(answer)
+            await self.store.finish_command(command_id, status, answer, self.clock.now())
+            return CommandResult(command_id, status, answer)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
 
     async def record(self, conn: ChargerConnection, action: str, payload: Payload) -> Payload:
         """Like `exchange`, for handlers: the answer, or CallFailed when there is none."""

@@ -74,6 +74,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._by_id: dict[str, ChargerConnection] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def get(self, cp_id: str) -> ChargerConnection | None:
         return self._by_id.get(cp_id)
@@ -87,7 +88,10 @@ class Registry:
         if old is not None:
             old.replaced = True
             log.info("connection_replaced")
-            await old.close("replaced by a new connection")
+            # A dead old socket may take the whole close timeout; the new one need not wait.
+            task = asyncio.create_task(old.close("replaced by a new connection"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def remove(self, conn: ChargerConnection) -> None:
         if self._by_id.get(conn.cp_id) is conn:

@@ -63,9 +63,12 @@ class Loadstar:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
             self._housekeeping = None
+        # Closing the sockets ends the calls under way; their endings are recorded before the
+        # store closes.
         await self.server.stop()
         if self.planner is not None:
             await self.planner.stop()
+        await self.commands.drain()
         await self.store.close()
         log.info("stopped")
 
