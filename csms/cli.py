@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from csms.clock import Clock, ScaledClock, parse_iso
 from csms.config import Config, load_config
 from csms.logs import configure_logging
 from csms.security import hash_password
@@ -43,10 +45,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, clock: Clock | None = None) -> None:
     from csms.service import Loadstar
 
-    service = Loadstar(config)
+    service = Loadstar(config, clock=clock)
     await service.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,11 +59,23 @@ async def _serve(config: Config) -> None:
 
 
 @app.command()
-def serve(config: ConfigOpt = None) -> None:
+def serve(
+    config: ConfigOpt = None,
+    clock_speed: Annotated[float, typer.Option(
+        hidden=True, help="simulation only: run time this many times faster")] = 1.0,
+    clock_start: Annotated[str | None, typer.Option(
+        hidden=True, help="simulation only: the simulated instant at --clock-epoch")] = None,
+    clock_epoch: Annotated[float | None, typer.Option(
+        hidden=True, help="simulation only: wall time (Unix s) the clock starts at")] = None,
+) -> None:
     """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT."""
     cfg = _config(config)
     configure_logging(cfg.log.format, cfg.log.level)
-    asyncio.run(_serve(cfg))
+    clock: Clock | None = None
+    if clock_speed != 1.0 or clock_start is not None:
+        start = parse_iso(clock_start) if clock_start else datetime.now(UTC)
+        clock = ScaledClock(start, clock_speed, clock_epoch or time.time())
+    asyncio.run(_serve(cfg, clock))
 
 
 async def _with_store(config: Config, fn: Any) -> Any:

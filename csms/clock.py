@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -38,3 +39,24 @@ def parse_iso(text: str) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+class ScaledClock:
+    """Time running `speed` times faster than the wall clock from `start` at wall time `epoch`.
+
+    Two processes given the same three numbers agree on the time, so a test can run a server
+    process and simulated chargers on one fast clock.
+    """
+
+    def __init__(self, start: datetime, speed: float, epoch: float) -> None:
+        self.start = start.astimezone(UTC)
+        self.speed = speed
+        self.epoch = epoch
+
+    def now(self) -> datetime:
+        """The scaled instant."""
+        return self.start + timedelta(seconds=(time.time() - self.epoch) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of scaled time."""
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
