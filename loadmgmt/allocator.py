@@ -465,6 +465,26 @@ def _slot_limits(snapshot: Snapshot, prep: _Prep, slots: int) -> list[list[float
     return out
 
 
+@dataclass
+class _FleetData:
+    """The fleet problem in integers: power in steps, rows in W or mA, energy in permille."""
+
+    sessions: list[int]
+    slots: int
+    hi: dict[int, int]
+    lo: dict[int, int]
+    fl: dict[int, int]
+    coef: dict[int, list[tuple[int, int]]]  # per session: (row, units per step)
+    room: list[list[int]]  # per slot, per row: room above floors, pinned draws (INF: no row)
+    ecoef: dict[int, list[int]]  # per session, per slot: energy units per step (0: gone)
+    need: dict[int, int]  # energy units to deliver
+    step: float
+    slot_s: int
+
+
+_NO_ROW = 1 << 60
+
+
 def _fleet(
     snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int
 ) -> Allocation:
@@ -476,36 +496,51 @@ def _fleet(
     assert now is not None
     limits = _slot_limits(snapshot, prep, slots)
     sessions = sorted(prep.free, key=lambda i: net.connectors[i].id)
-    # Seconds of each slot before the session's departure, and energy (W*s) it still needs.
-    avail: dict[int, list[float]] = {}
-    need: dict[int, float] = {}
+    data = _FleetData(sessions, slots, {}, {}, {}, {}, [], {}, {}, step, slot_s)
+    for t in range(slots):
+        data.room.append(
+            [
+                _scaled(net, k, limits[t][k] - prep.base[k], up=False)
+                if limits[t][k] < INF
+                else _NO_ROW
+                for k in range(len(net.rows))
+            ]
+        )
     for i in sessions:
         d = prep.demand[i]
+        data.hi[i] = int(round(prep.cap[i] / step))
+        data.lo[i] = math.ceil(prep.mins[i] / step - 1e-9)
+        data.fl[i] = math.ceil(prep.floor[i] / step - 1e-9)
+        data.coef[i] = [(k, _scaled(net, k, c * step, up=True)) for k, c in net.col_rows[i]]
         left = INF if d.departure is None else (d.departure - now).total_seconds()
-        avail[i] = [max(0.0, min(slot_s, left - t * slot_s)) for t in range(slots)]
-        if avail[i][0] <= 0:  # already past departure: still charge now rather than never
-            avail[i][0] = float(slot_s)
+        avail = [max(0.0, min(slot_s, left - t * slot_s)) for t in range(slots)]
+        if avail[0] <= 0:  # past its departure: charge now rather than never
+            avail[0] = float(slot_s)
+        data.ecoef[i] = [int(round(1000 * a / slot_s)) for a in avail]
         if d.energy_to_charge_kwh is not None and d.energy_to_charge_kwh > 0:
-            need[i] = d.energy_to_charge_kwh * 3.6e6
+            wh_units = d.energy_to_charge_kwh * 3.6e6 / (step * slot_s) * 1000
+            data.need[i] = math.ceil(wh_units - 1e-9)
         else:
-            need[i] = prep.cap[i] * sum(avail[i])
-    greedy = _fleet_greedy(prep, sessions, limits, avail, need, slots)
-    plan, status = _fleet_cpsat(
-        prep, sessions, limits, avail, need, slots, greedy, time_limit_s, workers, seed
-    )
+            data.need[i] = data.hi[i] * sum(data.ecoef[i])
+    greedy = _fleet_greedy(prep, data)
+    # Keep a little of the budget for reading the solution back.
+    left_s = time_limit_s * 0.97 - 0.02 - (time.perf_counter() - t0)
+    plan_steps, status = _fleet_cpsat(prep, data, greedy, left_s, workers, seed)
+    plan = {i: [v * step for v in plan_steps[i]] for i in sessions}
     final = {i: plan[i][0] for i in sessions}
-    delivered = sum(p * a for i in sessions for p, a in zip(plan[i], avail[i], strict=True))
-    short = sum(
-        max(0.0, need[i] - sum(p * a for p, a in zip(plan[i], avail[i], strict=True)))
-        for i in sessions
-        if prep.demand[i].energy_to_charge_kwh
-    )
+    delivered = 0.0
+    short = 0.0
+    for i in sessions:
+        got = sum(v * e for v, e in zip(plan_steps[i], data.ecoef[i], strict=True))
+        delivered += min(got, data.need[i])
+        if prep.demand[i].energy_to_charge_kwh:
+            short += max(0, data.need[i] - got)
+    unit_kwh = step * slot_s / 1000 / 3.6e6
     objective = {
-        "delivered_kwh": delivered / 3.6e6,
-        "energy_shortfall_kwh": short / 3.6e6,
+        "delivered_kwh": delivered * unit_kwh,
+        "energy_shortfall_kwh": short * unit_kwh,
         "total_w": sum(final.values()) + sum(prep.pinned.values()),
     }
-    del step
     return _result(
         snapshot, prep, final, {i: tuple(plan[i]) for i in sessions}, status, t0, objective
     )
@@ -517,133 +552,120 @@ def _fleet_order_key(prep: _Prep, i: int) -> tuple[int, float, int, str]:
     return (0 if d.priority == OPT_OUT else 1, dep, d.priority, prep.net.connectors[i].id)
 
 
-def _fleet_greedy(
-    prep: _Prep,
-    sessions: Sequence[int],
-    limits: Sequence[Sequence[float]],
-    avail: Mapping[int, Sequence[float]],
-    need: Mapping[int, float],
-    slots: int,
-) -> dict[int, list[float]]:
-    """Earliest departure first, each slot: as much as fits, 0 or at least the minimum."""
-    net = prep.net
-    step = net.site.step_w
-    order = sorted(sessions, key=lambda i: _fleet_order_key(prep, i))
-    left = dict(need)
-    plan = {i: [0.0] * slots for i in sessions}
-    for t in range(slots):
-        lim = limits[t]
-        loads = list(prep.base)
+def _fleet_greedy(prep: _Prep, data: _FleetData) -> dict[int, list[int]]:
+    """Earliest departure first, each slot: as much as fits, 0 or at least the minimum.
+
+    Works on the same integer rows as the CP-SAT model, so it is a feasible hint.
+    """
+    order = sorted(data.sessions, key=lambda i: _fleet_order_key(prep, i))
+    left = dict(data.need)
+    plan = {i: [0] * data.slots for i in data.sessions}
+    for t in range(data.slots):
+        room = list(data.room[t])
         for i in order:
-            if avail[i][t] <= 0 or left[i] <= 0:
+            e = data.ecoef[i][t]
+            if e <= 0 or left[i] <= 0:
                 continue
-            want = min(prep.cap[i], round_up_step(left[i] / avail[i][t], step))
-            want = max(want, prep.mins[i])
-            extra_unit = [(k, c) for k, c in net.col_rows[i]]
-            room = INF
-            f = prep.floor[i]
-            for k, c in extra_unit:
-                # consumption counted is max(p, f); f is already in base
-                room = min(room, (lim[k] - loads[k]) / c + f)
-            give = round_down(min(want, room), step)
-            if give < prep.mins[i]:
+            want = min(data.hi[i], -(-left[i] // e))
+            fl = data.fl[i]
+            give = want
+            for k, c in data.coef[i]:
+                if room[k] >= _NO_ROW or c <= 0:
+                    continue
+                # counted is max(x, floor); the floor is already in the room's base
+                give = min(give, room[k] // c + fl)
+            if give < max(data.lo[i], 1):
                 continue
-            for k, c in extra_unit:
-                loads[k] += c * (max(give, f) - f)
+            for k, c in data.coef[i]:
+                if room[k] < _NO_ROW:
+                    room[k] -= c * (max(give, fl) - fl)
             plan[i][t] = give
-            left[i] -= give * avail[i][t]
+            left[i] -= give * e
     return plan
-
-
-def round_up_step(value: float, step: float) -> float:
-    """Smallest multiple of `step` at or above `value`."""
-    return math.ceil(value / step - 1e-9) * step
 
 
 def _fleet_cpsat(
     prep: _Prep,
-    sessions: Sequence[int],
-    limits: Sequence[Sequence[float]],
-    avail: Mapping[int, Sequence[float]],
-    need: Mapping[int, float],
-    slots: int,
-    hint: Mapping[int, Sequence[float]],
+    data: _FleetData,
+    hint: Mapping[int, Sequence[int]],
     time_limit_s: float,
     workers: int,
     seed: int,
-) -> tuple[dict[int, list[float]], SolverStatus]:
-    net = prep.net
-    step = net.site.step_w
-    if not sessions:
+) -> tuple[dict[int, list[int]], SolverStatus]:
+    if not data.sessions:
         return {}, "optimal"
+    if time_limit_s <= 0.05:
+        return {i: list(hint[i]) for i in data.sessions}, "greedy"
+    build_start = time.perf_counter()
     model = cp_model.CpModel()
-    slot_s = max(max(a) for a in avail.values()) or 1.0
     x: dict[tuple[int, int], cp_model.IntVar] = {}
-    cnt: dict[tuple[int, int], cp_model.IntVar] = {}  # counted = max(x, floor), in steps
-    rows: dict[tuple[int, int], list[tuple[cp_model.IntVar, int]]] = {}
-    energy_terms: dict[int, list[tuple[cp_model.IntVar, int]]] = {}
-    for i in sessions:
-        hi = int(round(prep.cap[i] / step))
-        lo = int(math.ceil(prep.mins[i] / step - 1e-9))
-        fl = int(math.ceil(prep.floor[i] / step - 1e-9))
+    rows: dict[tuple[int, int], tuple[list[cp_model.IntVar], list[int]]] = {}
+    short_vars: list[cp_model.IntVar] = []
+    short_w: list[int] = []
+    early_vars: list[cp_model.IntVar] = []
+    early_w: list[int] = []
+    slots = data.slots
+    for i in data.sessions:
+        hi, lo, fl = data.hi[i], data.lo[i], data.fl[i]
+        evars: list[cp_model.IntVar] = []
+        ecoefs: list[int] = []
         for t in range(slots):
-            if avail[i][t] <= 0:
+            e = data.ecoef[i][t]
+            if e <= 0:
                 continue
             v = model.new_int_var(0, hi, f"x{i}_{t}")
-            if lo > 0:
+            if lo > 1:
                 on = model.new_bool_var(f"o{i}_{t}")
                 model.add(v >= lo).only_enforce_if(on)
                 model.add(v == 0).only_enforce_if(~on)
+                model.add_hint(on, hint[i][t] > 0)
             x[i, t] = v
+            model.add_hint(v, hint[i][t])
             if fl > 0:
-                y = model.new_int_var(fl, max(hi, fl), f"y{i}_{t}")
-                model.add(y >= v)
-                cnt[i, t] = y
+                # over = counted - floor = max(x - floor, 0): what the row sees beyond reserve
+                over = model.new_int_var(0, max(hi - fl, 0), f"y{i}_{t}")
+                model.add(over >= v - fl)
+                model.add_hint(over, max(hint[i][t] - fl, 0))
             else:
-                cnt[i, t] = v
-            # energy in units of step*slot fraction (permille of a slot)
-            energy_terms.setdefault(i, []).append((v, int(round(1000 * avail[i][t] / slot_s))))
-            for k, c in net.col_rows[i]:
-                if limits[t][k] < INF:
-                    rows.setdefault((t, k), []).append(
-                        (cnt[i, t], _scaled(net, k, c * step, up=True))
-                    )
-    # Floors are in base; a session's own floor moves into its counted variable.
-    own: dict[tuple[int, int], int] = {}
-    for i in sessions:
-        if prep.floor[i] <= 0:
-            continue
-        for k, c in net.col_rows[i]:
-            for t in range(slots):
-                if (i, t) in x:
-                    own[t, k] = own.get((t, k), 0) + _scaled(net, k, c * prep.floor[i], up=False)
-    for (t, k), terms in rows.items():
-        room = _scaled(net, k, limits[t][k] - prep.base[k], up=False) + own.get((t, k), 0)
-        model.add(sum(coef * v for v, coef in terms) <= max(room, 0))
-    short_terms = []
-    for i in sessions:
+                over = v
+            for k, c in data.coef[i]:
+                if data.room[t][k] < _NO_ROW:
+                    entry = rows.setdefault((t, k), ([], []))
+                    entry[0].append(over)
+                    entry[1].append(c)
+            evars.append(v)
+            ecoefs.append(e)
+            early_vars.append(v)
+            early_w.append(slots - t)
+        got = cp_model.LinearExpr.weighted_sum(evars, ecoefs)
+        need = data.need[i]
+        s = model.new_int_var(0, max(need, 0), f"s{i}")
+        model.add(s >= need - got)
+        # A full car stops drawing: power past its need would only be withheld from others.
+        model.add(got <= need + 1000)
+        hinted = sum(h * e for h, e in zip(hint[i], data.ecoef[i], strict=True))
+        model.add_hint(s, max(0, need - hinted))
         d = prep.demand[i]
-        need_units = int(math.ceil(need[i] / (step * slot_s) * 1000 - 1e-9))
-        got = sum(coef * v for v, coef in energy_terms.get(i, []))
-        s = model.new_int_var(0, max(need_units, 0), f"s{i}")
-        model.add(s >= need_units - got)
-        weight = 64 if d.priority == OPT_OUT else 2 ** (6 - d.priority)
-        short_terms.append(weight * s)
-    early = []
-    for (_i, t), v in x.items():
-        early.append((slots - t) * v)
+        short_vars.append(s)
+        short_w.append(64 if d.priority == OPT_OUT else 2 ** (6 - d.priority))
+    for (t, k), (vs, cs) in rows.items():
+        model.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= max(data.room[t][k], 0))
     # Shortfall dominates: one unit of it outweighs any amount of earliness.
-    big = sum((slots - t) * int(round(prep.cap[i] / step)) for (i, t) in x) + 1
-    model.minimize(big * sum(short_terms) - sum(early))
-    for (i, t), v in x.items():
-        model.add_hint(v, int(round(hint[i][t] / step)))
-    solver = _solver(time_limit_s, workers, seed)
+    big = sum(w * data.hi[i] for (i, _t), w in zip(x, early_w, strict=True)) + 1
+    model.minimize(
+        big * cp_model.LinearExpr.weighted_sum(short_vars, short_w)
+        - cp_model.LinearExpr.weighted_sum(early_vars, early_w)
+    )
+    left = time_limit_s - (time.perf_counter() - build_start)
+    if left <= 0.05:
+        return {i: list(hint[i]) for i in data.sessions}, "greedy"
+    solver = _solver(left, workers, seed)
     res = solver.solve(model)
     if res not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return {i: list(hint[i]) for i in sessions}, "greedy"
-    plan = {i: [0.0] * slots for i in sessions}
+        return {i: list(hint[i]) for i in data.sessions}, "greedy"
+    plan = {i: [0] * slots for i in data.sessions}
     for (i, t), v in x.items():
-        plan[i][t] = solver.value(v) * step
+        plan[i][t] = int(solver.value(v))
     return plan, "optimal" if res == cp_model.OPTIMAL else "feasible"
 
 

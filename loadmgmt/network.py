@@ -90,27 +90,26 @@ class Network:
         return tuple(per.get(p, 0.0) * power_w for p in PHASES)  # type: ignore[return-value]
 
 
-def _ancestors(snapshot: Snapshot, conn: Connector) -> list[str]:
-    parents: dict[str, str | None] = {snapshot.site.id: None}
-    for g in snapshot.groups:
-        parents[g.id] = g.parent_id
-    cps = {cp.id: cp for cp in snapshot.charge_points}
+def _chain(
+    start: str, parents: Mapping[str, str | None], site_id: str, cache: dict[str, list[str]]
+) -> list[str]:
+    """Node ids from `start` up to the site, memoised per start node."""
+    if start in cache:
+        return cache[start]
     chain: list[str] = []
-    node: str | None = conn.parent_id
-    if conn.charge_point_id in cps:
-        chain.append(conn.charge_point_id)
-        node = cps[conn.charge_point_id].parent_id
+    node: str | None = start
     seen: set[str] = set()
     while node is not None:
         if node not in parents:
-            raise ValueError(f"{conn.id}: unknown parent node {node!r}")
+            raise ValueError(f"unknown parent node {node!r}")
         if node in seen:
             raise ValueError(f"cycle in the node tree at {node!r}")
         seen.add(node)
         chain.append(node)
         node = parents[node]
-    if chain[-1] != snapshot.site.id:
-        raise ValueError(f"{conn.id}: tree does not end at site {snapshot.site.id!r}")
+    if chain[-1] != site_id:
+        raise ValueError(f"tree does not end at site {site_id!r}")
+    cache[start] = chain
     return chain
 
 
@@ -129,9 +128,21 @@ def build_network(snapshot: Snapshot) -> Network:
         raise ValueError("duplicate connector ids")
     members: dict[tuple[str, str], list[tuple[int, float]]] = {}
     order: list[tuple[str, str]] = []
+    parents: dict[str, str | None] = {site.id: None}
+    for g in snapshot.groups:
+        parents[g.id] = g.parent_id
+    cps = {cp.id: cp for cp in snapshot.charge_points}
+    cache: dict[str, list[str]] = {}
     for i, c in enumerate(conns):
         per = c.amps_per_w(site.grid_voltage_v)
-        for node in _ancestors(snapshot, c):
+        up = _chain(
+            cps[c.charge_point_id].parent_id if c.charge_point_id in cps else c.parent_id,
+            parents,
+            site.id,
+            cache,
+        )
+        chain = [c.charge_point_id, *up] if c.charge_point_id in cps else up
+        for node in chain:
             terms = [("kW", 1.0)] + [(f"L{p}", a) for p, a in sorted(per.items())]
             for kind, coef in terms:
                 key = (node, kind)
@@ -146,12 +157,9 @@ def build_network(snapshot: Snapshot) -> Network:
         node, kind = key
         lim = static[node]
         # Rows without any possible limit are dropped unless a dynamic limit may target them.
-        if kind == "kW" and lim.power_kw is None and node not in snapshot.limits:
-            if not any(n == node for n in snapshot.slot_limits):
-                continue
-        if kind != "kW" and lim.current_a is None and node not in snapshot.limits:
-            if not any(n == node for n in snapshot.slot_limits):
-                continue
+        dynamic = node in snapshot.limits or node in snapshot.slot_limits
+        if not dynamic and (lim.power_kw if kind == "kW" else lim.current_a) is None:
+            continue  # no limit can ever bind here
         k = len(rows)
         rows.append(Row(node, kind, tuple(members[key])))
         node_rows.setdefault(node, []).append(k)
@@ -329,7 +337,7 @@ def compute_floors(snapshot: Snapshot) -> dict[str, float]:
         want = fallback * 1000.0 if fallback is not None else mins[i]
         target[i] = round_down(min(want, net.cap_w(i)), step)
     cand = [i for i in range(n) if target[i] >= mins[i] and target[i] > 0]
-    cand.sort(key=lambda i: (net.connectors[i].priority or 6, net.connectors[i].id))
+    cand.sort(key=lambda i: (net.connectors[i].priority, net.connectors[i].id))
     base = [0.0] * len(net.rows)
     admitted = greedy_admit(net, limits, base, cand, mins)
     for i in admitted:
