@@ -114,7 +114,15 @@ class Planner:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load stored external limits and start one loop per known site."""
+        """Restore chargers, open sessions and external limits; start one loop per site."""
+        for record in await self.store.list_charge_points():
+            cp = self.live.charger(record.cp_id)
+            for conn in record.connectors:
+                if conn.connector_id > 0:
+                    cp.connector(conn.connector_id).status = conn.status
+        for session in await self.store.list_sessions(active_only=True):
+            c = self.live.charger(session.cp_id).connector(session.connector_id or 1)
+            c.tx_id = session.ocpp_tx_id
         for row in await self.store.list_external_limits(self.clock.now()):
             self._externals.setdefault(row["node_id"], []).append(ExternalLimit(
                 LimitValue(row["power_kw"], row["current_a"]), parse_iso(row["end"]),
@@ -292,8 +300,12 @@ class Planner:
                 now: datetime) -> Demand:
         pinned: float | None = None
         held = self._held_for(conn.id)
+        margin = self.config.ignore_margin_kw * 1000.0
         if not cp.online:
             pinned = self._current_w(c, conn, now)
+        elif c.measured_w is not None and c.measured_w > self._current_w(c, conn, now) + margin:
+            # Drawing more than we allowed: count what it draws now, before it is even flagged.
+            pinned = c.measured_w
         elif c.ignoring:
             pinned = max(c.measured_w or 0.0, self._current_w(c, conn, now))
         elif c.pinned_w is not None:
