@@ -14,6 +14,7 @@ from csms.domain import (
     TransactionEvent201,
 )
 from csms.ocpp.context import Handler, HandlerContext, Payload
+from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v201
 from loadmgmt.profiles import ChargingProfile
 
@@ -197,34 +198,10 @@ async def configure(ctx: HandlerContext) -> None:
 
 def profile_payload(profile: ChargingProfile) -> Payload:
     """A version-neutral ChargingProfile as a 2.0.1 `chargingProfile`."""
-    s = profile.schedule
-    periods = []
-    for p in s.periods:
-        period: Payload = {"startPeriod": p.start_period, "limit": p.limit}
-        if p.number_phases is not None and profile.send_number_phases:
-            period["numberPhases"] = p.number_phases
-        periods.append(period)
-    schedule: Payload = {"id": profile.id, "chargingRateUnit": s.unit,
-                         "chargingSchedulePeriod": periods}
-    if s.start is not None:
-        schedule["startSchedule"] = iso(s.start)
-    if s.duration is not None:
-        schedule["duration"] = s.duration
-    if s.min_charging_rate is not None:
-        schedule["minChargingRate"] = round(s.min_charging_rate, 1)
-    out: Payload = {
-        "id": profile.id,
-        "stackLevel": profile.stack_level,
-        "chargingProfilePurpose": profile.purpose,
-        "chargingProfileKind": profile.kind,
-        "chargingSchedule": [schedule],
-    }
+    out: Payload = {"id": profile.id, **profile_fields(profile),
+                    "chargingSchedule": [{"id": profile.id, **schedule_fields(profile)}]}
     if profile.transaction_id is not None and profile.purpose == "TxProfile":
         out["transactionId"] = str(profile.transaction_id)
-    if profile.valid_from is not None:
-        out["validFrom"] = iso(profile.valid_from)
-    if profile.valid_to is not None:
-        out["validTo"] = iso(profile.valid_to)
     return out
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 class ServeProcess:
     """A `loadstar serve` child on a free port, with a database at `db`."""
 
-    def __init__(self, tmp_path: Path, db: Path, extra_toml: str = "") -> None:
-        self.config = tmp_path / "serve.toml"
+    def __init__(self, tmp_path: Path, db: Path, extra_toml: str = "", *, port: int = 0,
+                 tail_toml: str = "", args: tuple[str, ...] = ()) -> None:
+        self.config = tmp_path / f"serve-{port}.toml"
         self.config.write_text(
-            f'[ocpp]\nhost = "127.0.0.1"\nport = 0\nconfigure_after_boot = false\n{extra_toml}\n'
-            f'[store]\npath = "{db}"\n[log]\nformat = "json"\nlevel = "info"\n'
+            f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nconfigure_after_boot = false\n'
+            f'{extra_toml}\n[store]\npath = "{db}"\n[log]\nformat = "json"\nlevel = "info"\n'
+            f"{tail_toml}\n"
         )
+        self.args = args
         self.proc: asyncio.subprocess.Process | None = None
         self.port = 0
 
@@ -26,7 +29,7 @@ class ServeProcess:
         """Start the child and wait until it logs that it listens."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "csms.cli", "serve", "--config", str(self.config),
+            sys.executable, "-m", "csms.cli", "serve", "--config", str(self.config), *self.args,
             stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
         )
         assert self.proc.stderr is not None
