@@ -175,3 +175,16 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 3: a sample a charger resends (its acknowledgement was lost) is stored once
+    """
+    DELETE FROM meter_values WHERE id NOT IN (
+        SELECT min(id) FROM meter_values GROUP BY cp_id, connector_id, coalesce(session_id, -1),
+            ts, measurand, coalesce(phase, ''), coalesce(location, ''), coalesce(context, '')
+    );
+    CREATE UNIQUE INDEX meter_values_once ON meter_values (cp_id, connector_id,
+        coalesce(session_id, -1), ts, measurand, coalesce(phase, ''), coalesce(location, ''),
+        coalesce(context, ''));
+    """
+)

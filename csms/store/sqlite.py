@@ -361,8 +361,10 @@ class SqliteStore:
                               session_id: int | None, samples: tuple[Sample, ...]) -> None:
         if not samples:
             return
+        # OR IGNORE: a resent sample (the charger never saw our acknowledgement) is kept once.
         await db.executemany(
-            "INSERT INTO meter_values (cp_id, connector_id, session_id, ts, measurand, phase,"
+            "INSERT OR IGNORE INTO meter_values (cp_id, connector_id, session_id, ts, measurand,"
+            " phase,"
             " unit, value, context, location) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
                 (cp_id, connector_id, session_id, _ts(s.timestamp), s.measurand, s.phase,

@@ -111,3 +111,22 @@ async def test_authorization_honours_the_id_tag_list_expiry_and_blocking(tmp_pat
     assert (await open_central.authorize("NOBODY")).status == "Accepted"
     assert (await open_central.authorize("BAD")).status == "Blocked"
     await store.close()
+
+
+async def test_a_resent_meter_value_is_stored_once(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "r.db")
+    sid, _ = await store.start_transaction(TransactionStarted("CP", 1, "T", T0, 0.0))
+    batch = Metered("CP", 1, (
+        Sample(T0, "Energy.Active.Import.Register", 100.0, "Wh"),
+        Sample(T0, "Current.Import", 16.0, "A", phase="L1"),
+        Sample(T0, "Current.Import", 16.0, "A", phase="L2"),
+    ), str(sid))
+    await store.add_meter_values(batch)
+    # The acknowledgement was lost; the charger sends the same MeterValues again.
+    await store.add_meter_values(batch)
+    assert await store.count_meter_values("CP") == 3
+    later = Metered("CP", 1, (Sample(T0 + timedelta(minutes=1), "Energy.Active.Import.Register",
+                                     200.0, "Wh"),), str(sid))
+    await store.add_meter_values(later)
+    assert await store.count_meter_values("CP") == 4
+    await store.close()
