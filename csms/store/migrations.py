@@ -181,10 +181,22 @@ MIGRATIONS.append(
     """
     DELETE FROM meter_values WHERE id NOT IN (
         SELECT min(id) FROM meter_values GROUP BY cp_id, connector_id, coalesce(session_id, -1),
-            ts, measurand, coalesce(phase, ''), coalesce(location, ''), coalesce(context, '')
+            ts, measurand, coalesce(phase, ''), coalesce(location, ''), coalesce(context, ''),
+            value
     );
     CREATE UNIQUE INDEX meter_values_once ON meter_values (cp_id, connector_id,
         coalesce(session_id, -1), ts, measurand, coalesce(phase, ''), coalesce(location, ''),
-        coalesce(context, ''));
+        coalesce(context, ''), value);
+    """
+)
+
+MIGRATIONS.append(
+    # 4: sites (with their groups, charger patterns and limits) live in the store
+    """
+    CREATE TABLE sites (
+        id TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
     """
 )

@@ -128,5 +128,9 @@ async def test_a_resent_meter_value_is_stored_once(tmp_path: Path) -> None:
     later = Metered("CP", 1, (Sample(T0 + timedelta(minutes=1), "Energy.Active.Import.Register",
                                      200.0, "Wh"),), str(sid))
     await store.add_meter_values(later)
-    assert await store.count_meter_values("CP") == 4
+    # A different reading under the same timestamp is new data, not a resend.
+    same_second = Metered("CP", 1, (Sample(T0, "Energy.Active.Import.Register", 101.0, "Wh"),),
+                          str(sid))
+    await store.add_meter_values(same_second)
+    assert await store.count_meter_values("CP") == 5
     await store.close()
