@@ -124,3 +124,56 @@ async def test_raw_ocpp201_client_runs_a_transaction_and_the_cli_shows_its_energ
     active = await cli_json(server.config.store.path, tmp_path, "sessions", "--active")
     assert all(a["cp_id"] != "RAW201" for a in active)
     assert await server.store.count_meter_values("RAW201") == 7
+
+
+async def test_ocpp16_notifications_are_answered_and_kept(server: Loadstar, url) -> None:
+    c = await RawClient.connect(url("NOTE16"), "ocpp1.6")
+    await c.ok("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    answer = await c.ok("DataTransfer", {"vendorId": "com.acme", "messageId": "x", "data": "1"})
+    assert answer["status"] == "UnknownVendorId"
+    await c.ok("FirmwareStatusNotification", {"status": "Downloading"})
+    await c.ok("DiagnosticsStatusNotification", {"status": "Uploaded"})
+    await c.close()
+    async with server.store.db.execute(
+            "SELECT kind FROM charger_events WHERE cp_id='NOTE16' ORDER BY id") as cur:
+        kinds = [r[0] for r in await cur.fetchall()]
+    assert kinds == ["DataTransfer", "FirmwareStatusNotification",
+                     "DiagnosticsStatusNotification"]
+
+
+async def test_ocpp201_reports_and_charging_needs_are_stored(server: Loadstar, url) -> None:
+    c = await RawClient.connect(url("NOTE201"), "ocpp2.0.1")
+    await c.ok("BootNotification", {"reason": "PowerUp",
+                                    "chargingStation": {"model": "M", "vendorName": "V"}})
+    await c.ok("NotifyReport", {"requestId": 1, "generatedAt": "2026-11-23T10:00:00Z",
+                                "seqNo": 0, "reportData": [{
+                                    "component": {"name": "SmartChargingCtrlr"},
+                                    "variable": {"name": "RateUnit"},
+                                    "variableAttribute": [{"type": "Actual", "value": "A,W"}]}]})
+    needs = await c.ok("NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": {
+        "requestedEnergyTransfer": "AC_three_phase", "departureTime": "2026-11-23T18:00:00Z",
+        "acChargingParameters": {"energyAmount": 30000, "evMinCurrent": 6,
+                                 "evMaxCurrent": 16, "evMaxVoltage": 400}}})
+    assert needs["status"] in ("Accepted", "Processing")
+    await c.ok("NotifyChargingLimit", {"chargingLimit": {"chargingLimitSource": "EMS"},
+                                       "evseId": 1})
+    await c.ok("ReportChargingProfiles", {"requestId": 2, "chargingLimitSource": "CSO",
+                                          "evseId": 1, "chargingProfile": [{
+                                              "id": 1, "stackLevel": 0,
+                                              "chargingProfilePurpose": "TxDefaultProfile",
+                                              "chargingProfileKind": "Relative",
+                                              "chargingSchedule": [{
+                                                  "id": 1, "chargingRateUnit": "A",
+                                                  "chargingSchedulePeriod": [
+                                                      {"startPeriod": 0, "limit": 16}]}]}]})
+    await c.close()
+    variables = await server.store.get_variables("NOTE201")
+    assert {"component": "SmartChargingCtrlr", "evse_id": 0, "variable": "RateUnit",
+            "attribute": "Actual", "value": "A,W"} in variables
+    stored = await server.store.latest_ev_charging_needs("NOTE201", 1)
+    assert stored is not None and stored["energy_amount_wh"] == 30000
+    assert stored["ev_max_current_a"] == 16 and stored["departure"].startswith("2026-11-23T18")
+    async with server.store.db.execute(
+            "SELECT kind FROM charger_events WHERE cp_id='NOTE201' ORDER BY id") as cur:
+        kinds = [r[0] for r in await cur.fetchall()]
+    assert kinds == ["NotifyChargingLimit", "ReportChargingProfiles"]
