@@ -161,6 +161,7 @@ class _Conn:
     meter_wh: float = 0.0
     power_w: float = 0.0
     status: str = "Available"  # the 1.6 ChargePointStatus; 2.0.1 maps it
+    reported: str = "Available"  # last status put on the wire (per version)
     charging_state: str = "Idle"
     operative: bool = True
     scheduled_operative: bool | None = None
@@ -381,8 +382,8 @@ class SimCharger:
         """Drop the connection (as a network failure would); it reconnects with backoff."""
         ws = self._ws
         if ws is not None:
-            with contextlib.suppress(ConnectionClosed, OSError):
-                await ws.close(code=1006 if False else 1001)
+            # Abort the TCP connection without a closing handshake, as a network failure does.
+            ws.transport.abort()
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -582,6 +583,8 @@ class SimCharger:
         return "Available"
 
     async def _authorize_and_start(self, c: _Conn, id_tag: str, remote: _Remote | None) -> None:
+        if remote is not None:
+            id_tag = remote.id_tag  # the central system already authorized this one
         if remote is None and self.online:
             try:
                 res = await self.call("Authorize", self._authorize_payload(id_tag))
@@ -1167,20 +1170,21 @@ class SimCharger:
         }
 
     def _set_status(self, c: _Conn, status: str, now: datetime) -> None:
-        old_wire = self._status_v201(c) if not self.v16 else c.status
         c.status = status
-        new_wire = self._status_v201(c) if not self.v16 else c.status
-        if old_wire == new_wire and not self.v16:
+        wire = c.status if self.v16 else self._status_v201(c)
+        if wire == c.reported:
             return
-        if self.v16 and old_wire == new_wire:
-            return
+        c.reported = wire
         if self.online:
-            self._enqueue(
-                "StatusNotification",
-                functools.partial(self._status_payload, c, now),
-                transactional=False,
-                on_result=None,
-            )
+            self._queue_status(c, now)
+
+    def _queue_status(self, c: _Conn | None, now: datetime) -> None:
+        # The payload is taken now: a status queued behind a slow call must still say what
+        # the connector was at `now`, not what it is when the message finally goes out.
+        payload = self._status_payload(c, now)
+        self._enqueue(
+            "StatusNotification", lambda: payload, transactional=False, on_result=None
+        )
 
     def _set_station_status(self, now: datetime) -> None:
         self.station_status = "Available" if self.station_operative else "Unavailable"
@@ -1188,24 +1192,16 @@ class SimCharger:
             if c.tx is None:
                 self._set_status(c, self._idle_status(c), now)
         if self.v16 and self.online:
-            self._enqueue(
-                "StatusNotification",
-                functools.partial(self._status_payload, None, now),
-                transactional=False,
-                on_result=None,
-            )
+            self._queue_status(None, now)
 
     def _send_all_statuses(self) -> None:
         now = self.clock.now()
         targets: list[_Conn | None] = [None] if self.v16 else []
         targets.extend(self.conns.values())
         for c in targets:
-            self._enqueue(
-                "StatusNotification",
-                functools.partial(self._status_payload, c, now),
-                transactional=False,
-                on_result=None,
-            )
+            if c is not None:
+                c.reported = c.status if self.v16 else self._status_v201(c)
+            self._queue_status(c, now)
 
     # ------------------------------------------------------------------ outgoing calls
 
@@ -1379,6 +1375,7 @@ class SimCharger:
                 for _action, fut in list(self._pending.values()):
                     if not fut.done():
                         fut.set_exception(ConnectionError("connection lost"))
+                    fut.exception()  # retrieved: the caller may already be gone (stop)
                 self._notify()
             if self._stopping:
                 break
@@ -1462,6 +1459,18 @@ class SimCharger:
                 await self.call("Heartbeat", {})
 
     async def _reader(self, ws: ClientConnection) -> None:
+        try:
+            await self._read_frames(ws)
+        finally:
+            # Whatever waits for an answer on this connection (boot included) fails now
+            # rather than at its timeout; the sender keeps transaction messages for later.
+            self._accepted.clear()
+            for _action, fut in list(self._pending.values()):
+                if not fut.done():
+                    fut.set_exception(ConnectionError("connection lost"))
+                    fut.exception()  # retrieved: the caller may already be gone (stop)
+
+    async def _read_frames(self, ws: ClientConnection) -> None:
         async for raw in ws:
             self.messages_received += 1
             try:
@@ -1793,13 +1802,9 @@ class SimCharger:
                 await self._soft_call("Heartbeat", {})
             elif what == "StatusNotification":
                 if not cid:
-                    self._enqueue("StatusNotification",
-                                  functools.partial(self._status_payload, None, now),
-                                  transactional=False, on_result=None)
+                    self._queue_status(None, now)
                 for c in targets:
-                    self._enqueue("StatusNotification",
-                                  functools.partial(self._status_payload, c, now),
-                                  transactional=False, on_result=None)
+                    self._queue_status(c, now)
             elif what == "MeterValues":
                 for c in targets:
                     if c.tx is not None:
@@ -2059,9 +2064,7 @@ class SimCharger:
                 await self._soft_call("Heartbeat", {})
             elif what == "StatusNotification":
                 for c in targets:
-                    self._enqueue("StatusNotification",
-                                  functools.partial(self._status_payload, c, now),
-                                  transactional=False, on_result=None)
+                    self._queue_status(c, now)
             elif what == "MeterValues":
                 for c in targets:
                     mv = self._meter_value_v201(c, now, "Trigger")
