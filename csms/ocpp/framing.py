@@ -153,10 +153,12 @@ def is_known_action(version: str, action: str) -> bool:
 
 
 @cache
-def _validator(version: str, action: str, response: bool) -> Draft4Validator:
+def _validator(version: str, action: str, response: bool) -> tuple[Draft4Validator, bool]:
+    """The schema's validator, and whether it has `multipleOf` (then floats need Decimals)."""
     with open(_schema_path(version, action, response), encoding="utf-8-sig") as f:
-        schema = json.loads(f.read(), parse_float=decimal.Decimal)
-    return Draft4Validator(schema)
+        text = f.read()
+    schema = json.loads(text, parse_float=decimal.Decimal)
+    return Draft4Validator(schema), '"multipleOf"' in text
 
 
 _CODE_BY_KEYWORD = {
@@ -170,10 +172,12 @@ _CODE_BY_KEYWORD = {
 
 def validate(version: str, action: str, payload: dict[str, Any], *, response: bool) -> None:
     """Check `payload` against the OCPP JSON schema; raise OcppError with the matching code."""
+    validator, needs_decimals = _validator(version, action, response)
     # Decimals so that 1.6's multipleOf 0.1 accepts 21.4 (float rounding would reject it).
-    exact = json.loads(_dumps(payload), parse_float=decimal.Decimal)
+    exact = json.loads(_dumps(payload), parse_float=decimal.Decimal) if needs_decimals \
+        else payload
     try:
-        _validator(version, action, response).validate(exact)
+        validator.validate(exact)
     except SchemaValidationError as exc:
         code = _CODE_BY_KEYWORD.get(str(exc.validator), "PropertyConstraintViolation")
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
