@@ -40,6 +40,8 @@ class ConnectorState:
     pinned_w: float | None = None
     ignoring: bool = False
     over_limit_samples: int = 0
+    # Since when the car has drawn well below its TxProfile limit (headroom lending).
+    below_since: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -142,8 +144,10 @@ class LiveState:
         c.tx_id = None
         c.held_tx_w = c.held_tx_valid_to = None
         c.pinned_w = None
-        c.ignoring = False
+        # `ignoring` stays: a charger that ignored our limits in one session will in the next,
+        # and its next car draws its maximum from the first second (see Planner._demand).
         c.over_limit_samples = 0
+        c.below_since = None
         c.needs = None
         c.measured_w = None
         c.last_sent_at = None

@@ -17,7 +17,7 @@ import structlog
 
 from csms.clock import Clock, parse_iso
 from csms.commands import Commands
-from csms.config import LimitSpec, LoadConfig
+from csms.config import LimitSpec, LoadConfig, SiteSpec
 from csms.domain import DomainEvent, Metered, TransactionEvent201
 from csms.live import ChargerState, ConnectorState, LiveState
 from csms.ocpp import v16, v201
@@ -113,8 +113,16 @@ class Planner:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Restore chargers, open sessions and external limits; start one loop per site."""
+    async def start(self, config_sites: list[SiteSpec]) -> None:
+        """Restore sites, chargers, open sessions and external limits; one loop per site.
+
+        Sites named in config.toml are written to the store at start (the file wins for
+        them); sites created or changed later through the API are kept in the store.
+        """
+        for spec in config_sites:
+            await self.store.save_site(spec.id, spec.model_dump(), self.clock.now())
+        for raw in await self.store.list_sites():
+            self.directory = self.directory.with_site(SiteSpec.model_validate(raw))
         for record in await self.store.list_charge_points():
             cp = self.live.charger(record.cp_id)
             for conn in record.connectors:
@@ -159,6 +167,7 @@ class Planner:
         conn = self.live.apply(event)
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             self._check_follows_limit(conn)
+            self._track_headroom(conn)
         site_id = self.directory.placement(event.cp_id).site_id
         self.request(site_id, type(event).__name__)
 
@@ -167,6 +176,14 @@ class Planner:
         loop = self._loop(site_id)
         loop.triggers.append(trigger)
         loop.wake.set()
+
+    async def update_site(self, spec: SiteSpec) -> None:
+        """Store a new or changed site (limits, groups, chargers) and re-plan it at once."""
+        await self.store.save_site(spec.id, spec.model_dump(), self.clock.now())
+        self.directory = self.directory.with_site(spec)
+        # Chargers may have moved between sites: every site re-plans.
+        for site_id in self.directory.specs:
+            self.request(site_id, "config_change")
 
     async def set_external_limit(self, node_id: str, power_kw: float | None,
                                  current_a: float | None, end: datetime,
@@ -191,16 +208,39 @@ class Planner:
         loop.planned.clear()
         await loop.planned.wait()
 
-    def _check_follows_limit(self, c: ConnectorState) -> None:
-        """Closed loop: a charger drawing well above an accepted limit is flagged."""
-        if c.tx_id is None or c.held_tx_w is None or c.measured_w is None or c.ignoring:
+    @staticmethod
+    def _track_headroom(c: ConnectorState) -> None:
+        """Remember since when a car draws well (1 kW) below its limit; forget it once it draws
+        within 0.5 kW of it. The gap keeps a lent limit (measured + lend margin) lent while the
+        car keeps drawing what it drew, and returns it when the car ramps up."""
+        if c.measured_w is None or c.held_tx_w is None or c.measured_at is None:
             return
-        if c.measured_w > c.held_tx_w + self.config.ignore_margin_kw * 1000.0:
+        if c.measured_w < c.held_tx_w - 1000.0:
+            if c.below_since is None:
+                c.below_since = c.measured_at
+        elif c.measured_w >= c.held_tx_w - 500.0:
+            c.below_since = None
+
+    def _check_follows_limit(self, c: ConnectorState) -> None:
+        """Closed loop: a charger drawing well above an accepted limit is flagged.
+
+        The limit is the one in force: the TxProfile while it is valid, else the accepted floor
+        (a charger that ignores profiles from the first second of a session is pinned at its
+        measured draw before any TxProfile goes out, and must be flagged all the same).
+        """
+        if c.tx_id is None or c.measured_w is None or c.ignoring:
+            return
+        at = c.measured_at or self.clock.now()
+        limit = c.held_tx_w if c.held_tx_w is not None and (
+            c.held_tx_valid_to is None or c.held_tx_valid_to > at) else c.held_floor_w
+        if limit is None:
+            return
+        if c.measured_w > limit + self.config.ignore_margin_kw * 1000.0:
             c.over_limit_samples += 1
             if c.over_limit_samples >= self.config.ignore_after_samples:
                 c.ignoring = True
                 log.warning("charger_ignores_profile", cp_id=c.cp_id,
-                            connector_id=c.connector_id, limit_w=c.held_tx_w,
+                            connector_id=c.connector_id, limit_w=limit,
                             measured_w=c.measured_w)
         else:
             c.over_limit_samples = 0
@@ -299,7 +339,6 @@ class Planner:
     def _demand(self, cp: ChargerState, c: ConnectorState, conn: Connector,
                 now: datetime) -> Demand:
         pinned: float | None = None
-        held = self._held_for(conn.id)
         margin = self.config.ignore_margin_kw * 1000.0
         if not cp.online:
             pinned = self._current_w(c, conn, now)
@@ -307,12 +346,12 @@ class Planner:
             # Drawing more than we allowed: count what it draws now, before it is even flagged.
             pinned = c.measured_w
         elif c.ignoring:
-            pinned = max(c.measured_w or 0.0, self._current_w(c, conn, now))
+            # Until its first meter value a known ignorer is counted at its maximum: the car
+            # draws what it can from the first second, whatever the charger accepted.
+            pinned = conn.max_w() if c.measured_w is None else \
+                max(c.measured_w, self._current_w(c, conn, now))
         elif c.pinned_w is not None:
-            if held.retry_at is not None and held.retry_at <= now:
-                c.pinned_w, held.retry_at = None, None
-            else:
-                pinned = c.pinned_w
+            pinned = c.pinned_w
         vehicle_kw = None
         energy = departure = None
         if c.needs is not None:
@@ -323,10 +362,8 @@ class Planner:
             if c.needs.energy_amount_wh is not None:
                 energy = c.needs.energy_amount_wh / 1000.0
             departure = c.needs.departure
-        below_s = 0.0
-        if c.measured_w is not None and c.held_tx_w is not None and c.measured_at is not None \
-                and c.measured_w < c.held_tx_w - 1000.0:
-            below_s = max(0.0, (now - c.measured_at).total_seconds())
+        # How long it has drawn below its limit (not: how old the last meter value is).
+        below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
         return Demand(connector_id=conn.id, priority=conn.priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
                       measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
@@ -371,6 +408,10 @@ class Planner:
                 conn = self.directory.connector(cp.cp_id, n)
                 connectors.append(conn)
                 states[conn.id] = (cp, c)
+                held = self._held_for(conn.id)
+                if c.pinned_w is not None and held.retry_at is not None and held.retry_at <= now:
+                    # Time to try again (idle connectors too: a rejected floor is retried).
+                    c.pinned_w, held.retry_at = None, None
                 if c.tx_id is not None:
                     demands.append(self._demand(cp, c, conn, now))
         base = Snapshot(site=site, connectors=tuple(connectors), sessions=tuple(demands),
@@ -379,12 +420,21 @@ class Planner:
                         limits=limits, now=now)
         target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()))
         # Until a charger confirms a floor, its idle connectors may draw what they held before
-        # (or their maximum): reserve the larger.
+        # (or their maximum): reserve the larger. A connector in a session is bounded by its
+        # TxProfile (or pinned at what it may draw when that did not take), so only the floor
+        # it is about to get counts for it: reserving an unconfirmed floor at the maximum there
+        # too starved every session of a charger that had just booted (0 A TxProfiles).
         reserve = {}
         by_key = {x.id: x for x in connectors}
         for key, (_cp, c) in states.items():
             conn = by_key[key]
-            held = c.held_floor_w if c.held_floor_w is not None else conn.max_w()
+            if c.tx_id is not None:
+                reserve[key] = target_floors.get(key, 0.0)
+                continue
+            # An idle connector that ignores profiles may draw its maximum when a car arrives;
+            # once in a session it is pinned at its draw (Planner._demand) instead.
+            held = c.held_floor_w if c.held_floor_w is not None and not c.ignoring \
+                else conn.max_w()
             reserve[key] = max(held, target_floors.get(key, 0.0))
         snapshot = replace(base, floors=reserve)
         allocation = await asyncio.to_thread(
@@ -453,6 +503,8 @@ class Planner:
             new_w = self._profile_w(profile, conn, now)
             if profile.purpose == "TxDefaultProfile":
                 current = c.held_floor_w if c.held_floor_w is not None else conn.max_w()
+                if c.pinned_w is not None:
+                    continue  # refused or unanswered: retried at held.retry_at, not every plan
                 if held.floor is not None and c.held_floor_w is not None and \
                         held.floor.schedule.periods == profile.schedule.periods:
                     continue
@@ -470,9 +522,13 @@ class Planner:
         raising = [s for s in sends if not s.lowering]
         results = await asyncio.gather(*(self._send(s, states, now) for s in lowering))
         if not all(results):
-            # Raises were planned assuming every lowering took hold; re-plan around the failure.
             self.request(site_id, "lowering_failed")
-            return
+            # Raises were planned assuming every lowered TxProfile took hold: if one did not,
+            # re-plan around it first. A floor that did not take does not matter here: the
+            # plan reserved the larger of the held and the new floor for idle connectors.
+            if not all(ok for s, ok in zip(lowering, results, strict=True)
+                       if s.profile.purpose == "TxProfile"):
+                return
         await asyncio.gather(*(self._send(s, states, now) for s in raising))
 
     async def _send(self, send: _Send, states: dict[str, tuple], now: datetime) -> bool:

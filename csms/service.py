@@ -52,7 +52,7 @@ class Loadstar:
         await self.store.open()
         await self.store.mark_all_offline()
         if self.planner is not None:
-            await self.planner.start()
+            await self.planner.start(self.config.sites)
         await self.server.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
 

@@ -38,6 +38,11 @@ class SiteDirectory:
     def from_config(cls, config: Config) -> SiteDirectory:
         return cls(config.sites, config.chargers, config.load.default_site)
 
+    def with_site(self, spec: SiteSpec) -> SiteDirectory:
+        """A copy with `spec` added or replacing the site of the same id."""
+        sites = {**self.specs, spec.id: spec}
+        return SiteDirectory(list(sites.values()), self.charger_specs, self.default_site)
+
     def placement(self, cp_id: str) -> Placement:
         """Where `cp_id` hangs: the first group whose patterns match, else a matching site."""
         for spec in self.specs.values():

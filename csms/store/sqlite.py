@@ -535,6 +535,18 @@ class SqliteStore:
             out.append(d)
         return out
 
+    async def save_site(self, site_id: str, spec: dict[str, Any], now: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO sites (id, spec, updated_at) VALUES (?,?,?) ON CONFLICT (id)"
+                " DO UPDATE SET spec=excluded.spec, updated_at=excluded.updated_at",
+                (site_id, json.dumps(spec, sort_keys=True), _ts(now)),
+            )
+
+    async def list_sites(self) -> list[dict[str, Any]]:
+        rows = await self._all("SELECT spec FROM sites ORDER BY id")
+        return [json.loads(r["spec"]) for r in rows]
+
     async def add_external_limit(self, node_id: str, power_kw: float | None,
                                  current_a: float | None, start: datetime | None,
                                  end: datetime, now: datetime) -> int:

@@ -101,3 +101,23 @@ async def test_ocpp201_charger_gets_floor_then_tx_profile_valid_against_schema(
     assert sched["chargingRateUnit"] == unit
     assert sched["chargingSchedulePeriod"][0]["numberPhases"] == 3
     await c.close()
+
+
+async def test_a_site_changed_at_run_time_is_stored_and_replanned(site_server: Loadstar) -> None:
+    url = f"ws://127.0.0.1:{site_server.ocpp_port}/ocpp/A-CHG"
+    c = await RawClient.connect(url, "ocpp1.6", accept_profiles)
+    await c.ok("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    await c.ok("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                      "status": "Available"})
+    await c.ok("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                    "timestamp": "2026-11-23T10:00:00Z"})
+    first = await next_profile(c, "TxProfile")
+    assert first[3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0][
+        "limit"] > 20
+    assert site_server.planner is not None
+    await site_server.planner.update_site(SiteSpec(id="site", max_power_kw=10, chargers=["*"]))
+    lowered = await next_profile(c, "TxProfile")
+    limit = lowered[3]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]
+    assert limit["limit"] * 3 * 230 <= 10_000 * 0.98
+    assert [s["max_power_kw"] for s in await site_server.store.list_sites()] == [10]
+    await c.close()
