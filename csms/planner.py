@@ -439,11 +439,48 @@ class Planner:
         snapshot = replace(base, floors=reserve)
         allocation = await asyncio.to_thread(
             allocate, snapshot, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)
+        snapshot, allocation = await self._hold_small_lowerings(snapshot, allocation, states, now)
         if allocation.managed:
             await self._dispatch(site_id, snapshot, allocation, target_floors, states, now)
         await self._record(site_id, trigger, now, resolved, snapshot, allocation)
         loop.next_due = self._next_due(site_id, resolved, now)
         return allocation
+
+    async def _hold_small_lowerings(
+            self, snapshot: Snapshot, allocation: Allocation,
+            states: dict[str, tuple[ChargerState, ConnectorState]],
+            now: datetime) -> tuple[Snapshot, Allocation]:
+        """Keep TxProfiles whose cut would be below the hysteresis, if the site allows it.
+
+        Lending follows a tapering car down in small steps; each would be a flash write. The
+        connectors are re-planned as pinned at what they hold, and that plan is used only if
+        it fits every limit, so a cut needed for safety still goes out at once.
+        """
+        conns = {c.id: c for c in snapshot.connectors}
+        small: dict[str, float] = {}
+        for ca in allocation.connectors:
+            cp, c = states[ca.connector_id]
+            conn = conns[ca.connector_id]
+            if not ca.active or ca.pinned or not cp.online or c.held_tx_w is None:
+                continue
+            if c.held_tx_valid_to is not None and c.held_tx_valid_to <= now:
+                continue
+            band = self.policy.hysteresis_w
+            if conn.number_phases is not None:
+                band = min(band, conn.w_at_amps(self.policy.hysteresis_a))
+            if 0 < c.held_tx_w - ca.power_w < band:
+                small[ca.connector_id] = c.held_tx_w
+        if not small:
+            return snapshot, allocation
+        held = replace(snapshot, sessions=tuple(
+            replace(d, pinned_w=small[d.connector_id]) if d.connector_id in small else d
+            for d in snapshot.sessions))
+        again = await asyncio.to_thread(
+            allocate, held, time_limit_s=self.config.solve_time_limit_s,
+            workers=self.config.workers)
+        if again.overloaded:
+            return snapshot, allocation
+        return held, again
 
     def _next_due(self, site_id: str, resolved: dict[str, Resolved],
                   now: datetime) -> datetime | None:
