@@ -50,6 +50,8 @@ class ChargerState:
     online: bool = False
     protocol: str | None = None
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
+    # Its composite schedule once matched a TxProfile we sent ("Accepted" is not proof).
+    composite_verified: bool = False
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:

@@ -18,7 +18,7 @@ import structlog
 from csms.clock import Clock, parse_iso
 from csms.commands import Commands
 from csms.config import LimitSpec, LoadConfig, SiteSpec
-from csms.domain import DomainEvent, Metered, TransactionEvent201
+from csms.domain import DomainEvent, Metered, TransactionEvent201, TransactionStarted
 from csms.live import ChargerState, ConnectorState, LiveState
 from csms.ocpp import v16, v201
 from csms.sites import SiteDirectory, connector_key
@@ -168,8 +168,19 @@ class Planner:
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             self._check_follows_limit(conn)
             self._track_headroom(conn)
+        started = isinstance(event, TransactionStarted) or (
+            isinstance(event, TransactionEvent201) and event.event_type == "Started")
+        if conn is not None and started and self._tasks is not None:
+            # A start carries no power reading; ask for one now rather than a meter interval
+            # later, so a charger that ignores its floor is seen (and counted) sooner.
+            self._tasks.create_task(self._ask_meter_values(event.cp_id, conn.connector_id))
         site_id = self.directory.placement(event.cp_id).site_id
         self.request(site_id, type(event).__name__)
+
+    async def _ask_meter_values(self, cp_id: str, connector_id: int) -> None:
+        result = await self.commands.trigger_message(cp_id, "MeterValues", connector_id)
+        if not result.ok:
+            log.info("meter_values_not_triggered", cp_id=cp_id, status=result.status)
 
     def request(self, site_id: str, trigger: str) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge."""
@@ -586,6 +597,8 @@ class Planner:
                 c.held_tx_w, held.tx = send.new_w, send.profile
                 c.held_tx_valid_to = send.profile.valid_to
                 c.over_limit_samples = 0
+                if not cp.composite_verified:
+                    await self._verify_composite(cp, c, send)
             return True
         # Not taken: count the connector at whichever of old and new is higher until it answers.
         c.pinned_w = max(send.current_w, send.new_w)
@@ -594,6 +607,31 @@ class Planner:
                     purpose=send.profile.purpose, status=result.status,
                     counted_w=c.pinned_w)
         return False
+
+    async def _verify_composite(self, cp: ChargerState, c: ConnectorState, send: _Send) -> None:
+        """Ask the charger what it will really allow; flag it if that exceeds what it took.
+
+        Done once per charger: a charger that reports our limit in its composite schedule is
+        trusted to apply it; metering keeps checking that it does.
+        """
+        unit = send.profile.schedule.unit
+        result = await self.commands.get_composite_schedule(cp.cp_id, send.connector_id, 60, unit)
+        if not result.ok or result.response is None:
+            return  # not supported or refused: metering alone has to tell
+        schedule = result.response.get("chargingSchedule") or result.response.get("schedule")
+        periods = (schedule or {}).get("chargingSchedulePeriod") or []
+        if not periods:
+            return
+        limit = float(periods[-1]["limit"] if len(periods) > 1 else periods[0]["limit"])
+        sent = send.profile.schedule.periods[0].limit
+        tolerance = self.policy.hysteresis_a if unit == "A" else self.policy.hysteresis_w
+        if limit > sent + tolerance:
+            c.ignoring = True
+            log.warning("charger_composite_ignores_profile", cp_id=cp.cp_id,
+                        connector_id=c.connector_id, sent=sent, composite=limit, unit=unit)
+            self.request(self.directory.placement(cp.cp_id).site_id, "composite_mismatch")
+        else:
+            cp.composite_verified = True
 
     async def _record(self, site_id: str, trigger: str, now: datetime,
                       resolved: dict[str, Resolved], snapshot: Snapshot,

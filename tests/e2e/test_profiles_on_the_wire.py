@@ -18,8 +18,13 @@ from tests.raw_client import RawClient, default_answer
 
 
 def accept_profiles(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A charger that takes profiles, and answers what a CSMS asks after a start."""
     if action in ("SetChargingProfile", "ClearChargingProfile"):
         return {"status": "Accepted"}
+    if action == "TriggerMessage":
+        return {"status": "Rejected"}
+    if action == "GetCompositeSchedule":
+        return {"status": "Rejected"}
     return default_answer(action, payload)
 
 
