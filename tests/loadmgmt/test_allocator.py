@@ -118,11 +118,7 @@ def test_opt_out_session_gets_its_maximum_when_it_fits(cap_kw: float, site_kw: f
         assert alloc["CP0/1"].power_w == pytest.approx(expected)
 
 
-@PROPS
-@given(snapshots(floors="zero", allow_optout=False, allow_departure=False, allow_lending=False))
-def test_max_min_fair_no_session_can_rise_without_lowering_one_with_no_more_weighted_share(
-    snap: Snapshot,
-) -> None:
+def assert_max_min_fair(snap: Snapshot) -> None:
     """Weighted max-min (weight 6 - priority), up to one power step of rounding."""
     alloc = allocate(snap, time_limit_s=0.5)
     if alloc.overloaded:
@@ -174,6 +170,129 @@ def test_max_min_fair_no_session_can_rise_without_lowering_one_with_no_more_weig
                 break
         detail = [(net.rows[k], loads[k], limits[k]) for k in blocked]
         assert ok, f"{cid} at {power[cid]} is held below richer sessions: {power} {detail}"
+
+
+@PROPS
+@given(snapshots(floors="zero", allow_optout=False, allow_departure=False, allow_lending=False))
+def test_max_min_fair_no_session_can_rise_without_lowering_one_with_no_more_weighted_share(
+    snap: Snapshot,
+) -> None:
+    assert_max_min_fair(snap)
+
+
+def _phase_bound_site(site_kw: float, conns: tuple[Connector, ...], *sessions: Demand) -> Snapshot:
+    """Falsifying examples from CI: 32 A per phase, 5 % buffer, 10 W resolution, no floors."""
+    site = Site("S", site_kw, max_current_a=32.0, buffer=0.05, min_power_kw=0.5, floors="zero")
+    cps = tuple(ChargePoint(cp, "S") for cp in sorted({c.charge_point_id for c in conns}))
+    return Snapshot(site, conns, sessions, charge_points=cps, now=NOW)
+
+
+def _ln(cid: str, kw: float = 4.0) -> Connector:
+    return Connector(cid, cid.split("/")[0], "S", max_power_kw=kw)
+
+
+def _dc(cid: str) -> Connector:
+    return Connector(
+        cid, cid.split("/")[0], "S", CurrentType.DC, 400.0, max_power_kw=50.0, min_current_a=0.0
+    )
+
+
+def _l1(cid: str, kw: float) -> Connector:
+    return Connector(
+        cid, cid.split("/")[0], "S", CurrentType.AC_PHASE1, 230.0, 0.95, (1,), max_power_kw=kw
+    )
+
+
+def test_slack_left_after_rounding_is_handed_out_until_no_session_can_rise_by_a_step() -> None:
+    # Rounding the exact fill down to 10 W freed 0.06 A on L1; a DC car (1/690 A per W per
+    # phase) needs 4 steps to use it, but the top-up used to stop after 3 passes.
+    snap = _phase_bound_site(
+        11.0,
+        (
+            _ln("CP0/1"),
+            _dc("CP1/1"),
+            _ln("CP1/2"),
+            _l1("CP2/1", 6.0),
+            _ln("CP2/2"),
+            _ln("CP3/1"),
+            _ln("CP4/1"),
+            _dc("CP5/1"),
+        ),
+        Demand("CP1/1", priority=3),
+        Demand("CP2/1", priority=1),
+        Demand("CP5/1", priority=1, vehicle_max_kw=2.0),
+    )
+    alloc = allocate(snap, time_limit_s=0.5)
+    got = alloc.by_connector()
+    assert got["CP1/1"].power_w == 3060
+    assert got["CP2/1"].power_w == 5040
+    assert got["CP5/1"].power_w == 2000
+    assert violations(snap, alloc) == []
+    l1 = node_loads(snap, alloc)["S"][1][0]
+    assert 30.4 - 10 / 690 < l1 <= 30.4  # less than one DC step of L1 is left
+    assert_max_min_fair(snap)
+
+
+def test_top_up_raises_the_poorest_share_first_never_a_richer_one_in_the_same_pass() -> None:
+    # Exact fill: CP2/1 (DC) and CP3/1 (L1 only) at 4049 W, CP4/1 held at its 6 A minimum
+    # (4140 W), L1 full. The old pass order was fixed up front, so after raising CP2/1 it
+    # also raised CP4/1 (already richer) instead of giving that step to CP2/1 again.
+    snap = _phase_bound_site(
+        13.0,
+        (
+            _ln("CP0/1"),
+            _ln("CP1/1"),
+            _dc("CP2/1"),
+            _ln("CP2/2"),
+            _l1("CP3/1", 5.0),
+            _ln("CP3/2"),
+            _ln("CP4/1", 5.0),
+        ),
+        Demand("CP2/1", priority=1),
+        Demand("CP3/1", priority=1),
+        Demand("CP4/1", priority=1),
+    )
+    got = allocate(snap, time_limit_s=0.5).by_connector()
+    assert got["CP4/1"].power_w == 4140  # its minimum: above the fair level, never raised
+    assert got["CP3/1"].power_w == 4040  # one more step would need 0.046 A on L1
+    assert got["CP2/1"].power_w == 4070  # the rest of L1, a step at a time
+    assert_max_min_fair(snap)
+
+
+def test_room_freed_by_rounding_goes_to_a_poorer_session_by_a_step_from_a_richer_one() -> None:
+    # Exact fill: L3 (a pinned 631 W car, CP2/1, both 3-phase cars at their 4140 W minimum)
+    # saturates first, so the 3-phase cars stop; CP3/1 alone on L1 takes the rest (4600 W).
+    # Rounding CP2/1 down leaves 0.04 A on L3: a 3-phase car could rise a step if CP3/1,
+    # far richer, gave up a step of L1. It must: the sorted shares get strictly better.
+    def l1(cid: str, phase: int, kw: float) -> Connector:
+        return Connector(
+            cid, cid.split("/")[0], "S", CurrentType.AC_PHASE1, 230.0, phases=(phase,),
+            max_power_kw=kw,
+        )  # fmt: skip
+
+    site = Site("S", 18.0, max_current_a=32.0, buffer=0.0, min_power_kw=0.5, floors="zero")
+    conns = (
+        _ln("CP0/1", 5.0),
+        _ln("CP0/2", 5.0),
+        l1("CP1/1", 3, 4.0),
+        _ln("CP1/2"),
+        l1("CP2/1", 3, 4.0),
+        _ln("CP2/2"),
+        l1("CP3/1", 1, 5.0),
+    )
+    sessions = tuple(
+        Demand(c, priority=1, pinned_w=631.0 if c == "CP1/1" else None)
+        for c in ("CP0/1", "CP0/2", "CP1/1", "CP2/1", "CP3/1")
+    )
+    cps = tuple(ChargePoint(f"CP{n}", "S") for n in range(4))
+    snap = Snapshot(site, conns, sessions, charge_points=cps, now=NOW)
+    alloc = allocate(snap, time_limit_s=0.5)
+    got = alloc.by_connector()
+    assert got["CP0/1"].power_w == got["CP0/2"].power_w == 4150
+    assert got["CP3/1"].power_w == 4590
+    assert got["CP2/1"].power_w == 3960
+    assert violations(snap, alloc) == []
+    assert_max_min_fair(snap)
 
 
 def _two_car_site(**demand_kw: object) -> Snapshot:
