@@ -52,10 +52,14 @@ class ChargerState:
     connectors: dict[int, ConnectorState] = field(default_factory=dict)
     # Its composite schedule once matched a TxProfile we sent ("Accepted" is not proof).
     composite_verified: bool = False
+    firmware: str | None = None
+    # It accepted limits and drew more on this firmware: every connector counts at its draw.
+    ignores_profiles: bool = False
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:
-            self.connectors[connector_id] = ConnectorState(self.cp_id, connector_id)
+            self.connectors[connector_id] = ConnectorState(
+                self.cp_id, connector_id, ignoring=self.ignores_profiles)
         return self.connectors[connector_id]
 
 
@@ -95,13 +99,18 @@ class LiveState:
                 cp.online = online
                 cp.protocol = protocol or cp.protocol
                 return None
-            case Booted():
+            case Booted(firmware=firmware):
                 cp.online = True
+                if firmware != cp.firmware:
+                    # New firmware may honour profiles: it has to show again that it does not.
+                    cp.ignores_profiles = False
+                    cp.composite_verified = False
+                cp.firmware = firmware
                 # A rebooted charger may have lost what it held; count nothing as held.
                 for c in cp.connectors.values():
                     c.held_tx_w = c.held_floor_w = c.held_tx_valid_to = None
                     c.pinned_w = None
-                    c.ignoring = False
+                    c.ignoring = cp.ignores_profiles
                 return None
             case StatusChanged(connector_id=n, status=status) if n > 0:
                 c = cp.connector(n)

@@ -15,10 +15,11 @@ from typing import Any
 
 import structlog
 
+from csms.charger_models import ModelRecord, model_key
 from csms.clock import Clock, parse_iso
 from csms.commands import Commands
 from csms.config import LimitSpec, LoadConfig, SiteSpec
-from csms.domain import DomainEvent, Metered, TransactionEvent201, TransactionStarted
+from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
 from csms.live import ChargerState, ConnectorState, LiveState
 from csms.ocpp import v16, v201
 from csms.sites import SiteDirectory, connector_key
@@ -78,6 +79,8 @@ class _SiteLoop:
     next_due: datetime | None = None
     planned: asyncio.Event = field(default_factory=asyncio.Event)
     plans: int = 0
+    # A connector draws more than it may: plan without waiting out the coalescing window.
+    urgent: bool = False
 
 
 @dataclass(slots=True)
@@ -103,6 +106,8 @@ class Planner:
         self._loops: dict[str, _SiteLoop] = {}
         self._held: dict[str, _Held] = {}
         self._externals: dict[str, list[ExternalLimit]] = {}
+        self._models: dict[str, ModelRecord] = {}
+        self._model_of: dict[str, str] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
         self.policy = SendPolicy(
@@ -123,8 +128,17 @@ class Planner:
             await self.store.save_site(spec.id, spec.model_dump(), self.clock.now())
         for raw in await self.store.list_sites():
             self.directory = self.directory.with_site(SiteSpec.model_validate(raw))
+        self._models = {k: ModelRecord.from_json(v)
+                        for k, v in (await self.store.list_model_records()).items()}
         for record in await self.store.list_charge_points():
             cp = self.live.charger(record.cp_id)
+            cp.firmware = record.firmware
+            self._model_of[record.cp_id] = model_key(record.vendor, record.model,
+                                                     record.firmware, record.cp_id)
+            flagged = record.capabilities.get("ignores_profiles")
+            # The verdict holds for the firmware it was seen on; an update may have fixed it.
+            cp.ignores_profiles = isinstance(flagged, dict) and \
+                flagged.get("firmware") == (record.firmware or "")
             for conn in record.connectors:
                 if conn.connector_id > 0:
                     cp.connector(conn.connector_id).status = conn.status
@@ -164,9 +178,13 @@ class Planner:
 
     def on_event(self, event: DomainEvent) -> None:
         """Bus listener: fold the event into the live state and ask for a re-plan."""
+        if isinstance(event, Booted):
+            self._model_of[event.cp_id] = model_key(event.vendor, event.model, event.firmware,
+                                                    event.cp_id)
         conn = self.live.apply(event)
+        urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
-            self._check_follows_limit(conn)
+            urgent = self._check_follows_limit(conn)
             self._track_headroom(conn)
         started = isinstance(event, TransactionStarted) or (
             isinstance(event, TransactionEvent201) and event.event_type == "Started")
@@ -175,17 +193,25 @@ class Planner:
             # later, so a charger that ignores its floor is seen (and counted) sooner.
             self._tasks.create_task(self._ask_meter_values(event.cp_id, conn.connector_id))
         site_id = self.directory.placement(event.cp_id).site_id
-        self.request(site_id, type(event).__name__)
+        self.request(site_id, type(event).__name__, urgent=urgent)
 
     async def _ask_meter_values(self, cp_id: str, connector_id: int) -> None:
-        result = await self.commands.trigger_message(cp_id, "MeterValues", connector_id)
+        try:
+            result = await self.commands.trigger_message(cp_id, "MeterValues", connector_id)
+        except Exception:  # a child of the planner's task group: never end the site loops
+            log.exception("meter_values_not_triggered", cp_id=cp_id)
+            return
         if not result.ok:
             log.info("meter_values_not_triggered", cp_id=cp_id, status=result.status)
 
-    def request(self, site_id: str, trigger: str) -> None:
-        """Ask for a re-plan of `site_id`; requests within the coalescing window merge."""
+    def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
+        """Ask for a re-plan of `site_id`; requests within the coalescing window merge.
+
+        An urgent request (a connector draws more than it may) skips the window.
+        """
         loop = self._loop(site_id)
         loop.triggers.append(trigger)
+        loop.urgent = loop.urgent or urgent
         loop.wake.set()
 
     async def update_site(self, spec: SiteSpec) -> None:
@@ -232,29 +258,45 @@ class Planner:
         elif c.measured_w >= c.held_tx_w - 500.0:
             c.below_since = None
 
-    def _check_follows_limit(self, c: ConnectorState) -> None:
+    def _check_follows_limit(self, c: ConnectorState) -> bool:
         """Closed loop: a charger drawing well above an accepted limit is flagged.
 
         The limit is the one in force: the TxProfile while it is valid, else the accepted floor
         (a charger that ignores profiles from the first second of a session is pinned at its
         measured draw before any TxProfile goes out, and must be flagged all the same).
+        Returns True when the connector draws more than it may: the site must re-plan now.
         """
-        if c.tx_id is None or c.measured_w is None or c.ignoring:
-            return
-        at = c.measured_at or self.clock.now()
-        limit = c.held_tx_w if c.held_tx_w is not None and (
-            c.held_tx_valid_to is None or c.held_tx_valid_to > at) else c.held_floor_w
-        if limit is None:
-            return
-        if c.measured_w > limit + self.config.ignore_margin_kw * 1000.0:
-            c.over_limit_samples += 1
-            if c.over_limit_samples >= self.config.ignore_after_samples:
-                c.ignoring = True
-                log.warning("charger_ignores_profile", cp_id=c.cp_id,
-                            connector_id=c.connector_id, limit_w=limit,
-                            measured_w=c.measured_w)
-        else:
+        if c.tx_id is None or c.measured_w is None:
+            return False
+        limit = self._held_w(c, c.measured_at or self.clock.now())
+        if limit is None or c.measured_w <= limit + self.config.ignore_margin_kw * 1000.0:
             c.over_limit_samples = 0
+            return False
+        if c.ignoring:
+            return False  # already counted at its draw
+        c.over_limit_samples += 1
+        if c.over_limit_samples >= self.config.ignore_after_samples:
+            log.warning("charger_ignores_profile", cp_id=c.cp_id,
+                        connector_id=c.connector_id, limit_w=limit, measured_w=c.measured_w)
+            self._flag_ignoring(self.live.charger(c.cp_id))
+        return True
+
+    def _flag_ignoring(self, cp: ChargerState) -> None:
+        """Count every connector of `cp` at what it draws from now on, and remember it: after a
+        restart or a reboot on the same firmware its next car is counted at its maximum from
+        the first second."""
+        cp.ignores_profiles = True
+        for c in cp.connectors.values():
+            c.ignoring = True
+        if self._tasks is not None:
+            self._tasks.create_task(self._remember_ignoring(cp.cp_id, cp.firmware or ""))
+
+    async def _remember_ignoring(self, cp_id: str, firmware: str) -> None:
+        # A child of the planner's task group: an error here must not end every site's loop.
+        try:
+            await self.store.save_capabilities(cp_id, {"ignores_profiles": {"firmware": firmware}})
+        except Exception:
+            log.exception("ignoring_flag_not_saved", cp_id=cp_id)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -262,8 +304,10 @@ class Planner:
         loop = self._loops[site_id]
         while True:
             await self._wait(loop)
-            await self.clock.sleep(self.config.coalesce_s)
+            if not loop.urgent:
+                await self.clock.sleep(self.config.coalesce_s)
             loop.wake.clear()
+            loop.urgent = False
             triggers, loop.triggers = loop.triggers, []
             trigger = ",".join(sorted(set(triggers))) or "timer"
             try:
@@ -338,14 +382,19 @@ class Planner:
             self._held[key] = _Held()
         return self._held[key]
 
+    @staticmethod
+    def _held_w(c: ConnectorState, at: datetime) -> float | None:
+        """The accepted limit in force at `at`: the session's TxProfile while valid, else the
+        floor (None: the charger took nothing from us)."""
+        if c.tx_id is not None and c.held_tx_w is not None and (
+                c.held_tx_valid_to is None or c.held_tx_valid_to > at):
+            return c.held_tx_w
+        return c.held_floor_w
+
     def _current_w(self, c: ConnectorState, conn: Connector, now: datetime) -> float:
         """What the connector may draw on its own right now, as far as we know."""
-        if c.tx_id is not None and c.held_tx_w is not None and (
-                c.held_tx_valid_to is None or c.held_tx_valid_to > now):
-            return c.held_tx_w
-        if c.held_floor_w is not None:
-            return c.held_floor_w
-        return conn.max_w()
+        held = self._held_w(c, now)
+        return conn.max_w() if held is None else held
 
     def _demand(self, cp: ChargerState, c: ConnectorState, conn: Connector,
                 now: datetime) -> Demand:
@@ -390,9 +439,13 @@ class Planner:
             units = record.capabilities.get("rate_units") or ["A", "W"]
             unit = spec.unit or ("A" if "A" in units else "W")
             stack = record.capabilities.get("max_stack_level")
+            # What the model really took beats what it reported (no answers yet: as reported).
+            _key, learned = self._model_record(record.cp_id)
+            unit, phases = learned.choose(unit, ac=True)  # type: ignore[arg-type]
             out[record.cp_id] = Capabilities(
                 preferred_unit=unit,  # type: ignore[arg-type]
                 max_stack_level=int(stack) if stack else 8,
+                supports_number_phases=phases,
                 tx_preset=TX_PRESET,
                 tx_default_preset=TX_DEFAULT_PRESET,
             )
@@ -538,8 +591,9 @@ class Planner:
         with_floors = replace(allocation, connectors=tuple(
             replace(ca, floor_w=target_floors.get(ca.connector_id, 0.0))
             for ca in allocation.connectors))
-        profiles = build_profiles(with_floors, snapshot, caps, now=now,
-                                  validity_s=int(self.config.profile_validity_s))
+        validity = int(self.config.profile_validity_s)
+        profiles = build_profiles(with_floors, snapshot, caps, now=now, validity_s=validity,
+                                  plan_validity_s=validity)
         sends: list[_Send] = []
         for profile in profiles:
             key = profile.connector_id
@@ -586,6 +640,8 @@ class Planner:
             else v201.set_charging_profile
         action, payload = translate(send.connector_id, send.profile)
         result = await self.commands.send(cp.cp_id, action, payload)
+        if result.status in ("accepted", "rejected"):
+            await self._learn(cp.cp_id, send.profile, result.ok)
         held = self._held_for(send.key)
         if send.profile.purpose == "TxProfile":
             # The rate cap is about repeated updates of one session's limit, not its floor.
@@ -608,6 +664,23 @@ class Planner:
                     counted_w=c.pinned_w)
         return False
 
+    def _model_record(self, cp_id: str) -> tuple[str, ModelRecord]:
+        """The key and (possibly new, empty) record of the model `cp_id` booted as."""
+        key = self._model_of.get(cp_id) or model_key(None, None, None, cp_id)
+        return key, self._models.setdefault(key, ModelRecord())
+
+    async def _learn(self, cp_id: str, profile: ChargingProfile, accepted: bool) -> None:
+        """Count the charger model's answer; store the record when the next choice changes."""
+        key, record = self._model_record(cp_id)
+        first = not record.answers
+        changed = record.learn(profile, accepted)
+        if changed:
+            log.info("charger_model_learned", cp_id=cp_id, model=key,
+                     purpose=profile.purpose, unit=profile.schedule.unit, accepted=accepted)
+        # Written on every change of verdict, and on first sight so the record is visible.
+        if changed or first:
+            await self.store.save_model_record(key, record.to_json(), self.clock.now())
+
     async def _verify_composite(self, cp: ChargerState, c: ConnectorState, send: _Send) -> None:
         """Ask the charger what it will really allow; flag it if that exceeds what it took.
 
@@ -626,12 +699,17 @@ class Planner:
         sent = send.profile.schedule.periods[0].limit
         tolerance = self.policy.hysteresis_a if unit == "A" else self.policy.hysteresis_w
         if limit > sent + tolerance:
-            c.ignoring = True
             log.warning("charger_composite_ignores_profile", cp_id=cp.cp_id,
                         connector_id=c.connector_id, sent=sent, composite=limit, unit=unit)
-            self.request(self.directory.placement(cp.cp_id).site_id, "composite_mismatch")
+            self._flag_ignoring(cp)
+            self.request(self.directory.placement(cp.cp_id).site_id, "composite_mismatch",
+                         urgent=True)
         else:
             cp.composite_verified = True
+            key, record = self._model_record(cp.cp_id)
+            if not record.composite_matches:
+                record.composite_matches = True
+                await self.store.save_model_record(key, record.to_json(), self.clock.now())
 
     async def _record(self, site_id: str, trigger: str, now: datetime,
                       resolved: dict[str, Resolved], snapshot: Snapshot,

@@ -107,9 +107,10 @@ def _prepare(snapshot: Snapshot) -> _Prep:
     net = build_network(snapshot)
     site = snapshot.site
     step = site.step_w
+    # Given floors are what must stay reserved (the planner also reserves a connector's maximum
+    # while its charger has not taken a floor), whatever the site's floor policy; computed ones
+    # follow it (all zero for floors = "zero").
     floors_by_id = snapshot.floors if snapshot.floors is not None else compute_floors(snapshot)
-    if site.floors == "zero":
-        floors_by_id = {}
     floor = {i: float(floors_by_id.get(c.id, 0.0)) for i, c in enumerate(net.connectors)}
     demand: dict[int, Demand] = {}
     for d in sorted(snapshot.sessions, key=lambda d: d.connector_id):
@@ -385,18 +386,12 @@ def _top_up(
     """
     net = prep.net
     limits = prep.limits
-    tol = 1e-6
+    tol = _ROW_TOL
     heap: list[tuple[float, str, int]] = []
     for i, p in final.items():
         if p > 0 and p + step <= prep.cap[i] + tol:
             heap.append((p / _w(prep, i), net.connectors[i].id, i))
     heapq.heapify(heap)
-
-    def fits(i: int, new: float) -> bool:
-        delta = max(new, prep.floor[i]) - consumption[i]
-        return delta <= 0 or all(
-            loads[k] + c * delta <= limits[k] + tol for k, c in net.col_rows[i]
-        )
 
     while heap:
         _share, cid, i = heapq.heappop(heap)
@@ -418,7 +413,7 @@ def _top_up(
             if not (abs(gap - m) <= 1e-9 and cid > nxt_id):
                 m += 1
             n = min(n, max(1, m))
-        while n > 0 and not fits(i, cur + n * step):
+        while n > 0 and _rows_over(prep, loads, consumption, i, cur + n * step)[1]:
             n -= 1  # float noise in the room estimate
         if n <= 0:
             continue  # blocked: loads only grow from here, so for good
@@ -445,7 +440,7 @@ def _trade_steps(
     """
     net = prep.net
     limits = prep.limits
-    tol = 1e-6
+    tol = _ROW_TOL
     neg = -math.inf
     # What a giver keeps: its minimum and floor, and what objectives (1) and (2) gave it
     # before fair sharing (an opt-out session's maximum, the rate needed before departure).
@@ -470,10 +465,7 @@ def _trade_steps(
         cur = final[i]
         if cur <= 0 or cur + step > prep.cap[i] + tol:
             return 0.0, []
-        delta = max(cur + step, prep.floor[i]) - consumption[i]
-        if delta <= 0:
-            return 0.0, []
-        return delta, [(k, c) for k, c in net.col_rows[i] if loads[k] + c * delta > limits[k] + tol]
+        return _rows_over(prep, loads, consumption, i, cur + step)
 
     cands = []
     for i, p in final.items():
@@ -510,7 +502,7 @@ def _trade_steps(
             _shift(net, loads, consumption, j, max(left, prep.floor[j]))
             final[j] = left
         else:
-            if all(loads[k] + c * delta <= limits[k] + tol for k, c in net.col_rows[i]):
+            if not _rows_over(prep, loads, consumption, i, new)[1]:
                 _shift(net, loads, consumption, i, max(new, prep.floor[i]))
                 final[i] = new
                 traded = True
@@ -523,6 +515,20 @@ def _trade_steps(
 
 def _w(prep: _Prep, i: int) -> float:
     return priority_weight(prep.demand[i].priority)
+
+
+# Float noise allowed on a row's limit when stepping sessions up after rounding.
+_ROW_TOL = 1e-6
+
+
+def _rows_over(prep: _Prep, loads: Sequence[float], consumption: Sequence[float], i: int,
+               new: float) -> tuple[float, list[tuple[int, float]]]:
+    """Session i's extra consumption at `new` (beyond its floor), and the rows it overloads."""
+    delta = max(new, prep.floor[i]) - consumption[i]
+    if delta <= 0:
+        return delta, []
+    return delta, [(k, c) for k, c in prep.net.col_rows[i]
+                   if loads[k] + c * delta > prep.limits[k] + _ROW_TOL]
 
 
 def _shift(net: Network, loads: list[float], consumption: list[float], i: int, new: float) -> None:
@@ -700,6 +706,11 @@ def _fleet(
     )
 
 
+# Departure-order buckets for the earliness tie-break (kept small: the shortfall weight is
+# scaled above every earliness term, and CP-SAT coefficients must stay within int64).
+_EARLY_BUCKETS = 8
+
+
 def _fleet_order_key(prep: _Prep, i: int) -> tuple[int, float, int, str]:
     d = prep.demand[i]
     dep = d.departure.timestamp() if d.departure is not None else INF
@@ -759,6 +770,12 @@ def _fleet_cpsat(
     early_vars: list[cp_model.IntVar] = []
     early_w: list[int] = []
     slots = data.slots
+    # Earlier power is worth more (a plan that waits may be overtaken by events), and within a
+    # slot, power to a car that leaves sooner: without that tie-break two plans that meet every
+    # need equally are both optimal and successive plans flip between them.
+    by_departure = sorted(data.sessions, key=lambda i: _fleet_order_key(prep, i))
+    bonus = {i: _EARLY_BUCKETS - 1 - r * _EARLY_BUCKETS // len(by_departure)
+             for r, i in enumerate(by_departure)}
     for i in data.sessions:
         hi, lo, fl = data.hi[i], data.lo[i], data.fl[i]
         evars: list[cp_model.IntVar] = []
@@ -790,7 +807,9 @@ def _fleet_cpsat(
             evars.append(v)
             ecoefs.append(e)
             early_vars.append(v)
-            early_w.append(slots - t)
+            # Multiplied, not added: a car's total is fixed by its need, so a per-car constant
+            # would cancel out of every swap of energy between two cars and two slots.
+            early_w.append((slots - t) * (_EARLY_BUCKETS + bonus[i]))
         got = cp_model.LinearExpr.weighted_sum(evars, ecoefs)
         need = data.need[i]
         s = model.new_int_var(0, max(need, 0), f"s{i}")

@@ -133,23 +133,27 @@ def build_network(snapshot: Snapshot) -> Network:
         parents[g.id] = g.parent_id
     cps = {cp.id: cp for cp in snapshot.charge_points}
     cache: dict[str, list[str]] = {}
+    # Thousands of connectors share a handful of electrical shapes: one row-term list each.
+    shapes: dict[tuple[object, ...], list[tuple[str, float]]] = {}
+    volts = site.grid_voltage_v
     for i, c in enumerate(conns):
-        per = c.amps_per_w(site.grid_voltage_v)
-        up = _chain(
-            cps[c.charge_point_id].parent_id if c.charge_point_id in cps else c.parent_id,
-            parents,
-            site.id,
-            cache,
-        )
-        chain = [c.charge_point_id, *up] if c.charge_point_id in cps else up
-        for node in chain:
+        shape = (c.current_type, c.phases, c.voltage_v, c.power_factor)
+        terms = shapes.get(shape)
+        if terms is None:
+            per = c.amps_per_w(volts)
             terms = [("kW", 1.0)] + [(f"L{p}", a) for p, a in sorted(per.items())]
+            shapes[shape] = terms
+        on_cp = c.charge_point_id in cps
+        up = _chain(cps[c.charge_point_id].parent_id if on_cp else c.parent_id,
+                    parents, site.id, cache)
+        for node in ([c.charge_point_id, *up] if on_cp else up):
             for kind, coef in terms:
                 key = (node, kind)
-                if key not in members:
-                    members[key] = []
+                bucket = members.get(key)
+                if bucket is None:
+                    bucket = members[key] = []
                     order.append(key)
-                members[key].append((i, coef))
+                bucket.append((i, coef))
     rows: list[Row] = []
     col_rows: list[list[tuple[int, float]]] = [[] for _ in conns]
     node_rows: dict[str, list[int]] = {}
@@ -202,7 +206,13 @@ def progressive_fill(
     version = [0] * nrows
     heap: list[tuple[float, int, int, int]] = []
     saturated: set[int] = set()
-    tol = [max(_EPS_ABS, _EPS_REL * (lim if lim < INF else 0.0)) for lim in limits]
+    # Only rows the growing sessions load can change or stop anyone; a fill of a few sessions
+    # (one priority tier) must not pay for every row of a large site.
+    touched = {k for i in grow for k, _c in net.col_rows[i]}
+    tol = [0.0] * nrows
+    for k in touched:
+        lim = limits[k]
+        tol[k] = max(_EPS_ABS, _EPS_REL * (lim if lim < INF else 0.0))
 
     # state: 0 waiting (below its growth start), 1 growing, 2 done (capped or frozen)
     state: dict[int, int] = {}
@@ -218,7 +228,7 @@ def progressive_fill(
         state[i] = 0
         heapq.heappush(heap, (start / w, 2, i, 0))
         heapq.heappush(heap, (hi / w, 1, i, 0))
-    for k in range(nrows):
+    for k in touched:
         if limits[k] - load[k] <= tol[k]:
             heapq.heappush(heap, (0.0, 0, k, 0))
 

@@ -143,7 +143,9 @@ class ChargingProfile:
     transaction_id: str | int | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
-    delivery: DeliveryType = "All"  # send together, or one at a time awaiting each answer
+    # A schedule's limits all in one profile, or one limit at a time (seed 002's
+    # limitDeliveryType: "Sequential" profiles hold only the period in force).
+    delivery: DeliveryType = "All"
     # Whether the preset and charger want numberPhases on the wire; the value is always set
     # on AC periods so the adapter can decide without recomputing it.
     send_number_phases: bool = True
@@ -208,7 +210,8 @@ def build_profiles(
     `capabilities` is keyed by charge point id (missing: defaults). TxProfiles lapse after
     `validity_s` (validTo, and the schedule's duration) so a charger falls back to its floor on
     its own if we disappear; the planner renews them. A fleet plan becomes one period per slot
-    (equal neighbours merged), valid for the plan (or `plan_validity_s`).
+    (equal neighbours merged), valid for the plan, or only `plan_validity_s` (the planner
+    bounds it like any TxProfile: a day-long schedule would outlive a dead Loadstar).
     """
     if now.tzinfo is None:
         raise ValueError("now must be tz-aware")
@@ -247,16 +250,23 @@ def build_profiles(
         unit = _unit_for(preset, caps, conn)
         plan = ca.plan_w or (ca.power_w,)
         fleet = len(plan) > 1
+        # A present-only plan is one period of `validity_s`; a fleet plan one per slot.
         slot = allocation.slot_s if fleet else validity_s
+        duration = len(plan) * slot
         if fleet and plan_validity_s is not None:
             plan = plan[: max(1, math.ceil(plan_validity_s / slot))]
+            duration = min(len(plan) * slot, plan_validity_s)
         periods: list[SchedulePeriod] = []
         for n, p in enumerate(plan):
             lim = _limit_in(unit, p, conn)
             if periods and periods[-1].limit == lim:
                 continue  # merge equal neighbours: fewer periods, same meaning
             periods.append(SchedulePeriod(n * slot, lim, nph))
-        duration = len(plan) * slot if fleet else validity_s
+        if preset.limit_delivery_type == "Sequential" and len(periods) > 1:
+            # One limit at a time, for chargers that take one period only: this one lapses
+            # when the next would start, and the planner sends the next (a renewal) by then.
+            duration = periods[1].start_period
+            periods = periods[:1]
         level = min(preset.stack_level, caps.max_stack_level)
         out.append(
             ChargingProfile(

@@ -26,6 +26,7 @@ import copy
 import functools
 import json
 import logging
+import math
 import os
 import random
 import ssl as ssl_module
@@ -236,6 +237,7 @@ class SimCharger:
         model: str = "SimCharger",
         firmware: str = "1.0.0",
         seed: int | None = None,
+        accepted_units: tuple[str, ...] = ("A", "W"),
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}")
@@ -263,6 +265,8 @@ class SimCharger:
         self.record_draw = record_draw
         self.on_profile = on_profile
         self.vendor, self.model, self.firmware = vendor, model, firmware
+        # What its firmware really takes, whatever it reports (it always reports A and W).
+        self.accepted_units = accepted_units
         self.serial = f"SIM-{cp_id}"
         self._rng = random.Random(seed if seed is not None else cp_id)
         powers = (
@@ -669,9 +673,34 @@ class SimCharger:
                 on_result=lambda req, res: self._on_tx_event_ack(c, tx, req, res),
             )
             self._set_status(c, "Occupied", now)
+            if c.ev is not None and c.ev.departure_after_s is not None and self.online:
+                # What the car said at the start, not what it needs when the message leaves.
+                needs = self._charging_needs(c, now)
+                self._enqueue("NotifyEVChargingNeeds", lambda: needs,
+                              transactional=False, on_result=None)
         self._wake.set()
         self._notify()
         return tx
+
+    def _charging_needs(self, c: _Conn, now: datetime) -> Payload:
+        """NotifyEVChargingNeeds (2.0.1 K15) for the car on `c`: energy, departure, limits."""
+        ev = c.ev
+        assert ev is not None and ev.departure_after_s is not None
+        phases = min(c.phases, ev.phases)
+        max_a = min(c.max_current_a, ev.max_power_kw * 1000.0 / (self.voltage_v * phases))
+        return {
+            "evseId": c.id,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "AC_three_phase" if phases == 3 else "AC_single_phase",
+                "departureTime": smart.iso(now + timedelta(seconds=ev.departure_after_s)),
+                "acChargingParameters": {
+                    "energyAmount": round(ev.energy_needed_wh),
+                    "evMinCurrent": int(math.ceil(ev.min_current_a)),
+                    "evMaxCurrent": int(max_a),
+                    "evMaxVoltage": int(self.voltage_v * (3**0.5 if phases == 3 else 1)),
+                },
+            },
+        }
 
     def _on_start_v16(self, c: _Conn, tx: TxRecord, res: Payload) -> None:
         tx.transaction_id = int(res["transactionId"])
@@ -1370,12 +1399,8 @@ class SimCharger:
                 self.last_error = f"{lost.exceptions[0]!r}"
             finally:
                 self._ws = None
-                self._accepted.clear()
+                self._fail_pending()
                 self.connected.clear()
-                for _action, fut in list(self._pending.values()):
-                    if not fut.done():
-                        fut.set_exception(ConnectionError("connection lost"))
-                    fut.exception()  # retrieved: the caller may already be gone (stop)
                 self._notify()
             if self._stopping:
                 break
@@ -1464,11 +1489,16 @@ class SimCharger:
         finally:
             # Whatever waits for an answer on this connection (boot included) fails now
             # rather than at its timeout; the sender keeps transaction messages for later.
-            self._accepted.clear()
-            for _action, fut in list(self._pending.values()):
-                if not fut.done():
-                    fut.set_exception(ConnectionError("connection lost"))
-                    fut.exception()  # retrieved: the caller may already be gone (stop)
+            self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        """The connection is gone: not accepted any more, and every pending call fails."""
+        self._accepted.clear()
+        for _action, fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection lost"))
+            if not fut.cancelled():
+                fut.exception()  # retrieved: the caller may already be gone (stop)
 
     async def _read_frames(self, ws: ClientConnection) -> None:
         async for raw in ws:
@@ -1576,7 +1606,7 @@ class SimCharger:
                 version=self.version,
                 max_stack_level=self.max_stack_level,
                 max_periods=self.max_periods,
-                allowed_units=("A", "W"),
+                allowed_units=self.accepted_units,
             )
             if profile.connector != 0 and profile.connector not in self.conns:
                 raise smart.ProfileError("UnknownEVSE", f"no connector {profile.connector}")

@@ -28,6 +28,9 @@ class EV:
     taper_floor: float = 0.05
     min_current_a: float = 6.0
     name: str = "EV"
+    # An ISO 15118 car tells the charger when it leaves (seconds after plug-in); an OCPP 2.0.1
+    # charger passes that on in NotifyEVChargingNeeds with the energy it needs.
+    departure_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.phases not in (1, 2, 3):

@@ -1,7 +1,7 @@
 """Run many simulated chargers against a CSMS from a scenario, and summarise what happened.
 
-`run_fleet` is the general runner (scenario, site limit, per-charger options); `run_simulate`
-is what `loadstar simulate` calls; `format_summary` prints a `Summary`. The site draw series
+`run_fleet` is the runner (scenario, site limit, per-charger options; `loadstar simulate`
+calls it with its defaults); `format_summary` prints a `Summary`. The site draw series
 is rebuilt afterwards from each connector's exact draw change points (no sampling task), one
 value per simulated second, and the peak is exact.
 """
@@ -254,31 +254,6 @@ async def run_fleet(
         summary.seconds_over_limit = sum(
             1 for w in summary.draw_w if w > summary.site_limit_w + 1.0)
     return summary
-
-
-async def run_simulate(
-    url: str,
-    chargers: int,
-    protocol: str = "mixed",
-    connectors: int = 1,
-    duration_s: float = 3600.0,
-    speed: float = 60.0,
-    seed: int = 1,
-    meter_interval_s: int = 60,
-    prefix: str = "SIM",
-    site_limit_kw: float | None = None,
-    password: str | None = None,
-    sessions_per_connector: int = 1,
-) -> Summary:
-    """What `loadstar simulate` runs: one scenario car per connector (by default) over
-    `duration_s` simulated seconds at `speed` x real time."""
-    scenario = make_scenario(chargers, connectors, duration_s, seed=seed,
-                             sessions_per_connector=sessions_per_connector)
-    return await run_fleet(
-        url, chargers=chargers, protocol=protocol, connectors=connectors,
-        duration_s=duration_s, speed=speed, scenario=scenario, site_limit_kw=site_limit_kw,
-        seed=seed, meter_interval_s=meter_interval_s, prefix=prefix, password=password,
-    )
 
 
 def format_summary(s: Summary) -> str:

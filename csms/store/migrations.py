@@ -200,3 +200,15 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 5: what each charger model accepts (purpose, unit, connector, numberPhases), learned from
+    # its answers to our profiles, so a restart does not have to learn it again
+    """
+    CREATE TABLE charger_models (
+        model_key TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """
+)

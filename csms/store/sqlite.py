@@ -535,17 +535,31 @@ class SqliteStore:
             out.append(d)
         return out
 
-    async def save_site(self, site_id: str, spec: dict[str, Any], now: datetime) -> None:
+    async def _put_document(self, table: str, key_column: str, doc_column: str, key: str,
+                            doc: dict[str, Any], now: datetime) -> None:
+        """Insert or replace a JSON document by key (`table` and columns are our constants)."""
         async with self._tx() as db:
             await db.execute(
-                "INSERT INTO sites (id, spec, updated_at) VALUES (?,?,?) ON CONFLICT (id)"
-                " DO UPDATE SET spec=excluded.spec, updated_at=excluded.updated_at",
-                (site_id, json.dumps(spec, sort_keys=True), _ts(now)),
+                f"INSERT INTO {table} ({key_column}, {doc_column}, updated_at) VALUES (?,?,?)"
+                f" ON CONFLICT ({key_column}) DO UPDATE SET {doc_column}=excluded.{doc_column},"
+                " updated_at=excluded.updated_at",
+                (key, json.dumps(doc, sort_keys=True), _ts(now)),
             )
+
+    async def save_site(self, site_id: str, spec: dict[str, Any], now: datetime) -> None:
+        await self._put_document("sites", "id", "spec", site_id, spec, now)
 
     async def list_sites(self) -> list[dict[str, Any]]:
         rows = await self._all("SELECT spec FROM sites ORDER BY id")
         return [json.loads(r["spec"]) for r in rows]
+
+    async def save_model_record(self, model_key: str, record: dict[str, Any],
+                                now: datetime) -> None:
+        await self._put_document("charger_models", "model_key", "record", model_key, record, now)
+
+    async def list_model_records(self) -> dict[str, dict[str, Any]]:
+        rows = await self._all("SELECT model_key, record FROM charger_models")
+        return {r["model_key"]: json.loads(r["record"]) for r in rows}
 
     async def add_external_limit(self, node_id: str, power_kw: float | None,
                                  current_a: float | None, start: datetime | None,

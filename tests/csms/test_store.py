@@ -134,3 +134,16 @@ async def test_a_resent_meter_value_is_stored_once(tmp_path: Path) -> None:
     await store.add_meter_values(same_second)
     assert await store.count_meter_values("CP") == 5
     await store.close()
+
+
+async def test_a_charger_model_record_survives_reopening_the_store(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "m.db")
+    record = {"answers": {"TxProfile": {"W/np/connector": {"accepted": 2}}},
+              "composite_matches": True}
+    await store.save_model_record("ACME|Box|1.2", record, T0)
+    await store.save_model_record("ACME|Box|1.2", {**record, "composite_matches": False}, T0)
+    await store.close()
+    store = await open_store(tmp_path / "m.db")
+    assert await store.list_model_records() == {
+        "ACME|Box|1.2": {**record, "composite_matches": False}}
+    await store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
@@ -210,3 +210,18 @@ def violations(snap: Snapshot, alloc: Allocation, slot: int = 0) -> list[str]:
             if a > la + 1e-6:
                 out.append(f"{node} L{p} {a:.3f} > {la:.3f}")
     return out
+
+
+def fleet_site() -> Snapshot:
+    """Two cars needing 20 kWh each on 22 kW, leaving after 4 h and after 1.5 h."""
+    site = Site("S", max_power_kw=22, buffer=0.0, floors="zero", power_step_kw=0.5)
+    grp = Group("G", "S", max_power_kw=22)
+    cps = (ChargePoint("A", "G", 22), ChargePoint("B", "G", 22))
+    conns = (Connector("A/1", "A", "G"), Connector("B/1", "B", "G"))
+    sessions = (
+        Demand("A/1", energy_to_charge_kwh=20, departure=NOW + timedelta(hours=4)),
+        Demand("B/1", energy_to_charge_kwh=20, departure=NOW + timedelta(hours=1, minutes=30)),
+    )
+    return Snapshot(
+        site, conns, sessions, (grp,), cps, now=NOW, objective="fleet", horizon_slots=16
+    )

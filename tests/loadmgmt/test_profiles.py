@@ -26,7 +26,7 @@ from loadmgmt.profiles import (
     should_send,
 )
 from loadmgmt.units import CurrentType
-from tests.loadmgmt.helpers import NOW
+from tests.loadmgmt.helpers import NOW, fleet_site
 
 
 def _snap() -> Snapshot:
@@ -132,6 +132,33 @@ def test_fleet_plan_becomes_one_period_per_slot_change() -> None:
         assert starts == sorted(starts) and starts[0] == 0
         assert all(s % 900 == 0 for s in starts)
         assert p.schedule.duration == 3600
+
+
+def test_a_fleet_plan_goes_out_with_the_same_bounded_validity_as_any_tx_profile() -> None:
+    snap = dataclasses.replace(_snap(), objective="fleet", horizon_slots=8)
+    alloc = allocate(snap, time_limit_s=1.0)
+    profiles = build_profiles(alloc, snap, {}, now=NOW, include_defaults=False,
+                              validity_s=300, plan_validity_s=300)
+    assert profiles
+    for p in profiles:
+        assert p.schedule.duration == 300
+        assert p.valid_to == NOW + timedelta(seconds=300)
+        assert [per.start_period for per in p.schedule.periods] == [0]
+
+
+def test_sequential_delivery_sends_only_the_limit_in_force_until_the_next_one_starts() -> None:
+    snap = fleet_site()  # one car leaves after 1.5 h: its plan changes within the horizon
+    alloc = allocate(snap, time_limit_s=1.0)
+    sequential = Capabilities(tx_preset=SEED_PRESETS["ampcontrol-squential-TxProfile"])
+    caps = {cp.id: sequential for cp in snap.charge_points}
+    every = build_profiles(alloc, snap, {}, now=NOW, include_defaults=False)
+    one = build_profiles(alloc, snap, caps, now=NOW, include_defaults=False)
+    assert any(len(p.schedule.periods) > 1 for p in every), "the plan changes"
+    for full, single in zip(every, one, strict=True):
+        assert single.schedule.periods == full.schedule.periods[:1]
+        ends = [p.start_period for p in full.schedule.periods[1:]] or [full.schedule.duration]
+        assert single.schedule.duration == ends[0]
+        assert single.valid_to == NOW + timedelta(seconds=ends[0])
 
 
 def _profile(limit: float, unit: str = "A", valid_s: int = 900) -> ChargingProfile:
