@@ -128,6 +128,9 @@ class LoadConfig(_Section):
     # meter intervals flags the charger.
     ignore_margin_kw: float = 1.0
     ignore_after_samples: int = 2
+    # Until a charger is seen drawing what a limit allows, keep room for its car's maximum
+    # (its session, and the site's largest such idle connector) as far as minimums allow.
+    guard_unproven: bool = False
 
 
 class Config(BaseModel):

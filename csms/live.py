@@ -55,6 +55,8 @@ class ChargerState:
     firmware: str | None = None
     # It accepted limits and drew more on this firmware: every connector counts at its draw.
     ignores_profiles: bool = False
+    # It was seen drawing what a limit allowed on this firmware: no guard needed any more.
+    follows_profiles: bool = False
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:
@@ -104,6 +106,7 @@ class LiveState:
                 if firmware != cp.firmware:
                     # New firmware may honour profiles: it has to show again that it does not.
                     cp.ignores_profiles = False
+                    cp.follows_profiles = False
                     cp.composite_verified = False
                 cp.firmware = firmware
                 # A rebooted charger may have lost what it held; count nothing as held.

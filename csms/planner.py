@@ -56,6 +56,8 @@ TX_PRESET = SEED_PRESETS["ampcontrol-default-TxProfile-number-phases"]
 TX_DEFAULT_PRESET = SEED_PRESETS["ampcontrol-default-TxDefaultProfile-number-phases"]
 # A charger that failed to take a profile is retried after this long.
 RETRY_AFTER_S = 60.0
+# A second reading this long after a session's start if the first showed no power yet.
+RAMP_RECHECK_S = 2.0
 
 
 @dataclass(slots=True)
@@ -72,6 +74,11 @@ class _Send:
         return self.new_w < self.current_w - 1e-6
 
 
+def _on_firmware(verdict: Any, firmware: str | None) -> bool:
+    """A stored verdict ({"firmware": ...}) that was reached on this firmware."""
+    return isinstance(verdict, dict) and verdict.get("firmware") == (firmware or "")
+
+
 @dataclass(slots=True)
 class _SiteLoop:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,6 +88,7 @@ class _SiteLoop:
     plans: int = 0
     # A connector draws more than it may: plan without waiting out the coalescing window.
     urgent: bool = False
+    urgent_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(slots=True)
@@ -135,10 +143,11 @@ class Planner:
             cp.firmware = record.firmware
             self._model_of[record.cp_id] = model_key(record.vendor, record.model,
                                                      record.firmware, record.cp_id)
-            flagged = record.capabilities.get("ignores_profiles")
-            # The verdict holds for the firmware it was seen on; an update may have fixed it.
-            cp.ignores_profiles = isinstance(flagged, dict) and \
-                flagged.get("firmware") == (record.firmware or "")
+            # Verdicts hold for the firmware they were reached on; an update may change them.
+            cp.ignores_profiles = _on_firmware(record.capabilities.get("ignores_profiles"),
+                                               record.firmware)
+            cp.follows_profiles = not cp.ignores_profiles and _on_firmware(
+                record.capabilities.get("follows_profiles"), record.firmware)
             for conn in record.connectors:
                 if conn.connector_id > 0:
                     cp.connector(conn.connector_id).status = conn.status
@@ -185,6 +194,8 @@ class Planner:
         urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             urgent = self._check_follows_limit(conn)
+            if not urgent:
+                self._check_proven(conn)
             self._track_headroom(conn)
         started = isinstance(event, TransactionStarted) or (
             isinstance(event, TransactionEvent201) and event.event_type == "Started")
@@ -196,13 +207,26 @@ class Planner:
         self.request(site_id, type(event).__name__, urgent=urgent)
 
     async def _ask_meter_values(self, cp_id: str, connector_id: int) -> None:
-        try:
-            result = await self.commands.trigger_message(cp_id, "MeterValues", connector_id)
-        except Exception:  # a child of the planner's task group: never end the site loops
-            log.exception("meter_values_not_triggered", cp_id=cp_id)
-            return
-        if not result.ok:
-            log.info("meter_values_not_triggered", cp_id=cp_id, status=result.status)
+        """Ask for a reading at a session's start, and once more if none showed power yet: a
+        car that was still ramping up when the first was taken would otherwise go unseen for
+        a whole meter interval."""
+        started = self.clock.now()
+        for attempt in range(2):
+            if attempt:
+                await self.clock.sleep(RAMP_RECHECK_S)
+                c = self.live.charger(cp_id).connectors.get(connector_id)
+                if c is None or c.tx_id is None or (
+                        c.measured_at is not None and c.measured_at >= started
+                        and (c.measured_w or 0.0) > 0.0):
+                    return
+            try:
+                result = await self.commands.trigger_message(cp_id, "MeterValues", connector_id)
+            except Exception:  # a child of the planner's task group: never end the site loops
+                log.exception("meter_values_not_triggered", cp_id=cp_id)
+                return
+            if not result.ok:
+                log.info("meter_values_not_triggered", cp_id=cp_id, status=result.status)
+                return
 
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.
@@ -212,6 +236,8 @@ class Planner:
         loop = self._loop(site_id)
         loop.triggers.append(trigger)
         loop.urgent = loop.urgent or urgent
+        if urgent:
+            loop.urgent_wake.set()
         loop.wake.set()
 
     async def update_site(self, spec: SiteSpec) -> None:
@@ -281,22 +307,47 @@ class Planner:
             self._flag_ignoring(self.live.charger(c.cp_id))
         return True
 
+    def _check_proven(self, c: ConnectorState) -> None:
+        """A charger whose car draws what a limit below the connector's maximum allows follows
+        limits: its guard goes (DESIGN section 3), and stays gone on this firmware."""
+        cp = self.live.charger(c.cp_id)
+        if cp.follows_profiles or cp.ignores_profiles or c.tx_id is None or \
+                c.measured_w is None:
+            return
+        limit = self._held_w(c, c.measured_at or self.clock.now())
+        margin = self.config.ignore_margin_kw * 1000.0
+        top = self.directory.connector(c.cp_id, c.connector_id).max_w()
+        # Pressing against a limit that binds: a car drawing less than its limit proves nothing.
+        if limit is None or limit + margin >= top or abs(c.measured_w - limit) > margin / 2:
+            return
+        cp.follows_profiles = True
+        log.info("charger_follows_profiles", cp_id=cp.cp_id, connector_id=c.connector_id,
+                 limit_w=limit, measured_w=c.measured_w)
+        if self._tasks is not None:
+            self._tasks.create_task(self._remember(
+                cp.cp_id, "follows_profiles", cp.firmware or ""))
+
     def _flag_ignoring(self, cp: ChargerState) -> None:
         """Count every connector of `cp` at what it draws from now on, and remember it: after a
         restart or a reboot on the same firmware its next car is counted at its maximum from
         the first second."""
         cp.ignores_profiles = True
+        cp.follows_profiles = False
         for c in cp.connectors.values():
             c.ignoring = True
         if self._tasks is not None:
-            self._tasks.create_task(self._remember_ignoring(cp.cp_id, cp.firmware or ""))
+            self._tasks.create_task(self._remember(cp.cp_id, "ignores_profiles",
+                                                   cp.firmware or ""))
 
-    async def _remember_ignoring(self, cp_id: str, firmware: str) -> None:
+    async def _remember(self, cp_id: str, verdict: str, firmware: str) -> None:
+        """Store a verdict on the charger for its firmware (the other one is cleared)."""
+        other = "follows_profiles" if verdict == "ignores_profiles" else "ignores_profiles"
         # A child of the planner's task group: an error here must not end every site's loop.
         try:
-            await self.store.save_capabilities(cp_id, {"ignores_profiles": {"firmware": firmware}})
+            await self.store.save_capabilities(
+                cp_id, {verdict: {"firmware": firmware}, other: None})
         except Exception:
-            log.exception("ignoring_flag_not_saved", cp_id=cp_id)
+            log.exception("charger_verdict_not_saved", cp_id=cp_id, verdict=verdict)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -305,9 +356,10 @@ class Planner:
         while True:
             await self._wait(loop)
             if not loop.urgent:
-                await self.clock.sleep(self.config.coalesce_s)
+                await self._coalesce(loop)
             loop.wake.clear()
             loop.urgent = False
+            loop.urgent_wake.clear()
             triggers, loop.triggers = loop.triggers, []
             trigger = ",".join(sorted(set(triggers))) or "timer"
             try:
@@ -316,6 +368,15 @@ class Planner:
                 log.exception("plan_failed", site_id=site_id)
             loop.plans += 1
             loop.planned.set()
+
+    async def _coalesce(self, loop: _SiteLoop) -> None:
+        """Let requests gather for the coalescing window, unless an urgent one cuts it short."""
+        urgent = asyncio.ensure_future(loop.urgent_wake.wait())
+        window = asyncio.ensure_future(self.clock.sleep(self.config.coalesce_s))
+        _done, pending = await asyncio.wait({urgent, window},
+                                            return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
 
     async def _wait(self, loop: _SiteLoop) -> None:
         if loop.wake.is_set():
@@ -429,6 +490,34 @@ class Planner:
                       measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
                       transaction_id=c.tx_id)
 
+    def _guards(self, states: dict[str, tuple[ChargerState, ConnectorState]],
+                by_key: dict[str, Connector], reserve: dict[str, float]) -> dict[str, float]:
+        """Room to keep for chargers not yet seen following a limit (`Snapshot.guards`).
+
+        A car on such a charger may draw its maximum from its first second, whatever the
+        charger accepted. Its session is guarded until a reading shows it follows; of the idle
+        ones, the site keeps room for the largest, so the next car to arrive fits either way.
+        """
+        if not self.config.guard_unproven:
+            return {}
+        guards: dict[str, float] = {}
+        idle: list[tuple[float, str]] = []
+        for key, (cp, c) in states.items():
+            if not cp.online or cp.follows_profiles or cp.ignores_profiles or c.ignoring:
+                continue
+            top = by_key[key].max_w()
+            if c.tx_id is not None:
+                if c.pinned_w is None:
+                    guards[key] = top
+            elif top > reserve.get(key, 0.0):
+                idle.append((top - reserve.get(key, 0.0), key))
+        if idle:
+            # The largest gap; among equals the first id, so plans do not flip between them.
+            gap = max(g for g, _ in idle)
+            key = min(k for g, k in idle if g == gap)
+            guards[key] = by_key[key].max_w()
+        return guards
+
     async def _capabilities(self, cps: list[ChargerState]) -> dict[str, Capabilities]:
         wanted = {cp.cp_id for cp in cps}
         out: dict[str, Capabilities] = {}
@@ -500,7 +589,7 @@ class Planner:
             held = c.held_floor_w if c.held_floor_w is not None and not c.ignoring \
                 else conn.max_w()
             reserve[key] = max(held, target_floors.get(key, 0.0))
-        snapshot = replace(base, floors=reserve)
+        snapshot = replace(base, floors=reserve, guards=self._guards(states, by_key, reserve))
         allocation = await asyncio.to_thread(
             allocate, snapshot, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)
         snapshot, allocation = await self._hold_small_lowerings(snapshot, allocation, states, now)

@@ -26,6 +26,8 @@ How it works, and why:
   blocked by another row could use; such a session then takes a step from a session that
   stays richer in that row (never from what objectives 1 and 2 gave). The result: no session
   can rise by a step without lowering one whose weighted share would not stay above its own.
+  Guards (`Snapshot.guards`) are reserved after admission and before objective 2, as far as
+  they fit: a charger not yet seen following a limit keeps room for what its car may draw.
 
 * `fleet` plans `horizon_slots` slots of `slot_s` with CP-SAT: integer steps per session and
   slot, 0-or-minimum, all rows per slot, minimise priority-weighted energy shortfall at
@@ -42,7 +44,7 @@ import heapq
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
@@ -97,7 +99,14 @@ def allocate(
         return _unmanaged(snapshot, prep, t0)
     if objective == "fleet":
         return _fleet(snapshot, prep, t0, time_limit_s, workers, seed)
-    return _load_sharing(snapshot, prep, t0, time_limit_s, workers, seed)
+    shares: dict[str, float] = {}
+    if any(prep.net.index.get(cid) in prep.demand for cid in snapshot.guards):
+        # What a guarded session is sent: its share were it not guarded (the guard fills its
+        # own charger's rows, so a fill with it would leave the session at its minimum).
+        plain = _load_sharing(replace(snapshot, guards={}), _prepare(snapshot), t0,
+                              time_limit_s / 2, workers, seed)
+        shares = {c.connector_id: c.power_w for c in plain.connectors}
+    return _load_sharing(snapshot, prep, t0, time_limit_s, workers, seed, shares)
 
 
 # --------------------------------------------------------------------------- preparation
@@ -272,7 +281,8 @@ def _scaled(net: Network, k: int, value: float, *, up: bool) -> int:
 
 
 def _load_sharing(
-    snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int
+    snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int,
+    shares: Mapping[str, float] | None = None,
 ) -> Allocation:
     net = prep.net
     step = net.site.step_w
@@ -304,11 +314,13 @@ def _load_sharing(
                 for k, c in net.col_rows[i]:
                     base[k] += c * (new - old)
 
+    given_floor = dict(prep.floor)
     # (1) opt-out sessions first: admitted, then raised to their maximum, before anyone else
     optout, st1 = admit([i for i in prep.free if prep.demand[i].priority == OPT_OUT])
     fill(optout, prep.cap, {i: 1.0 for i in optout})
     rest, st2 = admit([i for i in prep.free if prep.demand[i].priority != OPT_OUT])
     admitted = optout + rest
+    guarded = _reserve_guards(prep, snapshot.guards, alloc, base)
     order_ = ("optimal", "feasible", "greedy")
     status: SolverStatus = max(st1, st2, key=order_.index)  # type: ignore[assignment]
     # (2) the rate needed before departure, tier by tier (higher priority first)
@@ -318,13 +330,54 @@ def _load_sharing(
     # (3) + (4): weighted max-min on the rest (lending already lowered caps)
     fill(rest, prep.cap, {i: priority_weight(prep.demand[i].priority) for i in rest})
 
-    # Power below the standing floor is already reserved: hand it out.
+    # Power below the standing floor is already reserved: hand it out (not a guard's).
     for i in admitted:
-        alloc[i] = max(alloc[i], min(prep.floor[i], prep.cap[i]))
+        alloc[i] = max(alloc[i], min(given_floor[i], prep.cap[i]))
+    _fix_guarded(prep, guarded, alloc, shares or {})
     final = _round_and_top_up(prep, admitted, alloc, step)
     plan = {i: (p,) for i, p in final.items()}
     objective = _objective_values(prep, final)
     return _result(snapshot, prep, final, plan, status, t0, objective)
+
+
+def _reserve_guards(prep: _Prep, guards: Mapping[str, float], alloc: Mapping[int, float],
+                    base: list[float]) -> list[int]:
+    """Count guarded connectors toward their guard, as far as every row allows.
+
+    Returns the guarded sessions: `_fix_guarded` keeps each at its fair share once the fill
+    is done, so the charger is sent that (its next reading shows whether it follows it), not
+    the guard that is free to grant because it is already counted.
+    """
+    net = prep.net
+    sessions: list[int] = []
+    for cid, want in sorted(guards.items()):
+        i = net.index.get(cid)
+        if i is None or i in prep.pinned:
+            continue
+        counted = max(alloc.get(i, 0.0), prep.floor[i])
+        extra = want - counted
+        for k, c in net.col_rows[i]:
+            if prep.limits[k] < INF and c > 0:
+                extra = min(extra, (prep.limits[k] - base[k]) / c)
+        if extra <= 0:
+            continue
+        for k, c in net.col_rows[i]:
+            base[k] += c * extra
+        prep.floor[i] = counted + extra
+        if i in alloc:
+            sessions.append(i)
+    return sessions
+
+
+def _fix_guarded(prep: _Prep, sessions: Sequence[int], alloc: dict[int, float],
+                 shares: Mapping[str, float]) -> None:
+    """A guarded session is sent its unguarded share, within what it is counted at, and kept
+    there: rising within its guard would cost no row, so nothing else would stop it."""
+    for i in sessions:
+        share = shares.get(prep.net.connectors[i].id, alloc[i])
+        alloc[i] = max(round_down(min(share, prep.floor[i]), prep.net.site.step_w),
+                       prep.mins[i])
+        prep.cap[i] = alloc[i]
 
 
 def _round_and_top_up(
@@ -666,6 +719,7 @@ def _fleet(
                 for k in range(len(net.rows))
             ]
         )
+    _reserve_fleet_guards(prep, snapshot.guards, data.room[0])
     for i in sessions:
         d = prep.demand[i]
         data.hi[i] = int(round(prep.cap[i] / step))
@@ -704,6 +758,25 @@ def _fleet(
     return _result(
         snapshot, prep, final, {i: tuple(plan[i]) for i in sessions}, status, t0, objective
     )
+
+
+def _reserve_fleet_guards(prep: _Prep, guards: Mapping[str, float], room: list[int]) -> None:
+    """Guards hold room in the present slot only (a charger proves itself within seconds)."""
+    net = prep.net
+    for cid, want in sorted(guards.items()):
+        i = net.index.get(cid)
+        if i is None:
+            continue
+        extra = want - prep.floor[i]
+        for k, c in net.col_rows[i]:
+            if room[k] < _NO_ROW and c > 0:
+                scale = 1.0 if net.rows[k].kind == "kW" else _A_SCALE
+                extra = min(extra, room[k] / scale / c)
+        if extra <= 0:
+            continue
+        for k, c in net.col_rows[i]:
+            if room[k] < _NO_ROW:
+                room[k] -= _scaled(net, k, c * extra, up=True)
 
 
 # Departure-order buckets for the earliness tie-break (kept small: the shortfall weight is

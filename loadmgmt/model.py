@@ -187,6 +187,10 @@ class Snapshot:
     )
     # Floors (W) the chargers actually hold as TxDefaultProfile; None: compute them.
     floors: Mapping[str, float] | None = None
+    # Guards (W): count these connectors at this much (their charger has not yet been seen
+    # following a limit, so a car on it may draw its maximum), as far as that fits once every
+    # admitted session has its minimum. The guard is reserved, never granted as a limit.
+    guards: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # type: ignore[arg-type]
 
     @property
     def effective_objective(self) -> Objective:

@@ -260,6 +260,35 @@ async def test_rejecting_offline_and_ignoring_chargers_do_not_push_the_site_over
         assert sum(c.total_draw_w() for c in site.chargers) > 0.85 * SITE_W
 
 
+async def test_with_unproven_chargers_guarded_a_first_ever_ignoring_car_never_pushes_the_site_over(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    config.load.guard_unproven = True
+    async with running_site(config) as site:
+        normal = [await site.add(f"N{i}", protocol(i)) for i in range(4)]
+        ignoring = await site.add("IGN", "ocpp2.0.1", mode="ignore_profiles")
+        site.start_sampling()
+        await site.run_for(30)
+        live = site.server.planner.live
+        for c in normal:
+            await c.plug_in(1, big_ev())
+            await site.run_for(30)
+        # Each drew what its limit allowed: trusted from then on.
+        assert all(live.chargers[c.cp_id].follows_profiles for c in normal)
+        # The only charger never seen following a limit keeps room for its car's maximum.
+        await ignoring.plug_in(1, big_ev(11.0))
+        await site.until(lambda: live.chargers["IGN"].connectors[1].ignoring, 120)
+        await site.run_for(60)
+        assert ignoring.current_draw_w(1) == 11_000.0
+        at, exact = site.exact_peak()
+        assert exact <= SITE_W + EPS_W, f"site drew {exact:.0f} W at {at}"
+        # Once every charger is known, nothing is held back: the cars use the site.
+        assert sum(c.total_draw_w() for c in site.chargers) > 0.85 * SITE_W
+        record = await site.server.store.get_charge_point(normal[0].cp_id)
+        assert record is not None
+        assert record.capabilities["follows_profiles"] == {"firmware": normal[0].firmware}
+
+
 async def test_a_zero_floor_site_keeps_a_refusing_chargers_maximum_in_reserve(
         tmp_path: Path) -> None:
     config = site_config(tmp_path)

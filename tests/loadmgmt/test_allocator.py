@@ -464,3 +464,52 @@ def test_loads_helper_counts_floors_for_idle_connectors() -> None:
     alloc = allocate(snap, time_limit_s=0.5)
     assert node_loads(snap, alloc)["S"][0] == pytest.approx(4200)
     assert node_limits(snap)["S"][0] == 50_000
+
+
+def _guard_site(site_kw: float, sessions: tuple[str, ...], guards: dict[str, float]) -> Snapshot:
+    site = Site("S", max_power_kw=site_kw, buffer=0.0, floors="zero", power_step_kw=0.1)
+    conns = tuple(Connector(f"{n}/1", n, "S") for n in ("A", "B", "C"))
+    return Snapshot(site, conns, tuple(Demand(f"{n}/1") for n in sessions), now=NOW,
+                    guards=guards)
+
+
+def test_an_unproven_idle_connector_keeps_room_for_its_maximum_and_the_others_share_the_rest(
+        ) -> None:
+    snap = _guard_site(50, ("A", "B"), {"C/1": 22_000.0})
+    alloc = allocate(snap, time_limit_s=0.5).by_connector()
+    assert alloc["A/1"].power_w == alloc["B/1"].power_w == pytest.approx(14_000)
+    unguarded = allocate(dataclasses.replace(snap, guards={}), time_limit_s=0.5).by_connector()
+    assert unguarded["A/1"].power_w == pytest.approx(22_000)
+
+
+def test_a_guard_never_pushes_an_admitted_session_below_its_minimum() -> None:
+    snap = _guard_site(10, ("A", "B"), {"C/1": 22_000.0})
+    alloc = allocate(snap, time_limit_s=0.5)
+    by = alloc.by_connector()
+    minimum = Connector("X/1", "X", "S").min_w()
+    assert by["A/1"].power_w >= minimum and by["B/1"].power_w >= minimum
+    assert violations(snap, alloc) == []
+
+
+def test_an_unproven_session_is_sent_its_fair_share_while_counted_at_what_it_may_draw() -> None:
+    # A car on a charger not yet seen following a limit may draw 22 kW whatever it is sent.
+    snap = _guard_site(30, ("A", "B"), {"A/1": 22_000.0})
+    by = allocate(snap, time_limit_s=0.5).by_connector()
+    a, b = by["A/1"].power_w, by["B/1"].power_w
+    assert a == pytest.approx(15_000), "sent what it would get if it were trusted"
+    assert 22_000 + b <= 30_000 + 1e-6, "B fits beside A drawing all it may"
+    assert b >= Connector("X/1", "X", "S").min_w()
+
+
+@PROPS
+@given(snapshots(), st.data())
+def test_guards_anywhere_never_break_a_limit_or_a_minimum(snap: Snapshot,
+                                                          data: st.DataObject) -> None:
+    chosen = data.draw(st.lists(st.sampled_from([c.id for c in snap.connectors]), max_size=3))
+    guarded = dataclasses.replace(snap, guards={c: 22_000.0 for c in chosen})
+    alloc = allocate(guarded, time_limit_s=0.5)
+    assert violations(guarded, alloc) == []
+    net = build_network(guarded)
+    for c in alloc.connectors:
+        if c.active and not c.pinned:
+            assert c.power_w == 0 or c.power_w >= net.min_w(net.index[c.connector_id]) - 1e-6
