@@ -130,7 +130,7 @@ class LoadConfig(_Section):
     ignore_after_samples: int = 2
     # Until a charger is seen drawing what a limit allows, keep room for its car's maximum
     # (its session, and the site's largest such idle connector) as far as minimums allow.
-    guard_unproven: bool = False
+    guard_unproven: bool = True
 
 
 class Config(BaseModel):

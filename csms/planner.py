@@ -616,7 +616,10 @@ class Planner:
             conn = conns[ca.connector_id]
             if not ca.active or ca.pinned or not cp.online or c.held_tx_w is None:
                 continue
-            if c.held_tx_valid_to is not None and c.held_tx_valid_to <= now:
+            # Due for renewal (or lapsed): it goes out anyway, at the new value. Held, it would
+            # not be renewed at all and the car would drop to its floor.
+            if c.held_tx_valid_to is not None and (c.held_tx_valid_to - now).total_seconds() \
+                    <= self.policy.renew_before_s:
                 continue
             band = self.policy.hysteresis_w
             if conn.number_phases is not None:

@@ -67,8 +67,11 @@ async def test_killed_server_leaves_every_charger_on_its_floor_and_the_site_with
     for c in chargers[:5]:
         await c.plug_in(1, EV(battery_kwh=100, soc=0.1, max_power_kw=22))
         await settle(clock, chargers, 60, draws)
-    # Five cars share the site; the sixth connector's floor is held in reserve.
-    assert sum(c.total_draw_w() for c in chargers) > 40_000
+    # Five cars share the site, well above their floors. The sixth charger has never been seen
+    # following a limit, so room for its maximum (22 kW) is kept (load.guard_unproven).
+    drawn = sum(c.total_draw_w() for c in chargers)
+    assert drawn > 0.95 * (SITE_W * 0.98 - 22_000), drawn
+    assert all(c.current_draw_w(1) > FLOOR_W + 500 for c in chargers[:5])
     assert max(draws) <= SITE_W
 
     await serve.kill()
