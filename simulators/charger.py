@@ -1281,6 +1281,11 @@ class SimCharger:
                 self._inflight = None
                 if not item.transactional:
                     self._drop_head(item, Offline(f"{item.action}: connection lost"))
+                if self._stopping:
+                    # Stopped while sending: what is queued stays queued, as in a real charger.
+                    # Looping would spin without yielding (a send on a closed connection
+                    # fails without suspending) and starve the event loop.
+                    return
                 # Wait until the connection loop notices; the message is resent after reconnect.
                 await self.wait_for(lambda ws=ws: self._ws is not ws or self._stopping)
                 continue

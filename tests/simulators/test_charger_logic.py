@@ -599,3 +599,33 @@ async def test_boot_and_status_payloads_are_schema_valid() -> None:
         assert len(items) == (3 if cp.v16 else 2)
         for item in items:
             validate_call(item.action, item.build(), cp.version)
+
+
+class _ClosedSocket:
+    """A websocket whose connection is gone: every send fails at once, without suspending."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def send(self, _text: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        self.sends += 1
+        if self.sends > 50:
+            raise RuntimeError("the sender kept resending on a dead connection")
+        raise ConnectionClosed(None, None)
+
+
+async def test_a_charger_stopping_with_a_transaction_message_queued_stops_sending() -> None:
+    # Seen as a suite hang: while stopping, the sender retried a send that fails without ever
+    # suspending, so the event loop (and every timeout) starved.
+    cp, _server, _clock = make()
+    dead = _ClosedSocket()
+    cp._ws = dead  # type: ignore[assignment]
+    cp._stopping = True
+    queued = cp._enqueue("MeterValues", lambda: {"connectorId": 1, "meterValue": []},
+                         transactional=True, on_result=None)
+    await cp._sender()
+    assert dead.sends == 1
+    assert not queued.done(), "a transaction message stays queued, as in a real charger"
+    queued.cancel()
