@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from csms.config import Config
 from csms.service import Loadstar
+
+# The same examples on every run: a suite that passes on a commit passes again on it. Explore
+# further by hand with `--hypothesis-seed=N` (and HYPOTHESIS_PROFILE=explore).
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def make_config(tmp_path: Path, **ocpp: object) -> Config:

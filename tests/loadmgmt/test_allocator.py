@@ -508,7 +508,12 @@ def test_guards_anywhere_never_break_a_limit_or_a_minimum(snap: Snapshot,
     chosen = data.draw(st.lists(st.sampled_from([c.id for c in snap.connectors]), max_size=3))
     guarded = dataclasses.replace(snap, guards={c: 22_000.0 for c in chosen})
     alloc = allocate(guarded, time_limit_s=0.5)
-    assert violations(guarded, alloc) == []
+    if alloc.overloaded:
+        # Only pinned draws (which we cannot change) may overload a node; no guard may.
+        assert any(d.pinned_w for d in snap.sessions)
+        assert allocate(snap, time_limit_s=0.5).overloaded
+    else:
+        assert violations(guarded, alloc) == []
     net = build_network(guarded)
     for c in alloc.connectors:
         if c.active and not c.pinned:
