@@ -340,6 +340,28 @@ def _load_sharing(
     return _result(snapshot, prep, final, plan, status, t0, objective)
 
 
+def _guard_extras(prep: _Prep, guards: Mapping[str, float], counted: Mapping[int, float],
+                  room: list[float]) -> dict[int, float]:
+    """What each guard adds above what its connector already counts, as far as every row's
+    `room` (W or A, INF: no row) allows; `room` is used up as guards are placed, in id order."""
+    net = prep.net
+    extras: dict[int, float] = {}
+    for cid, want in sorted(guards.items()):
+        i = net.index.get(cid)
+        if i is None or i in prep.pinned:
+            continue
+        extra = want - max(counted.get(i, 0.0), prep.floor[i])
+        for k, c in net.col_rows[i]:
+            if room[k] < INF and c > 0:
+                extra = min(extra, room[k] / c)
+        if extra <= 0:
+            continue
+        for k, c in net.col_rows[i]:
+            room[k] -= c * extra
+        extras[i] = extra
+    return extras
+
+
 def _reserve_guards(prep: _Prep, guards: Mapping[str, float], alloc: Mapping[int, float],
                     base: list[float]) -> list[int]:
     """Count guarded connectors toward their guard, as far as every row allows.
@@ -349,24 +371,13 @@ def _reserve_guards(prep: _Prep, guards: Mapping[str, float], alloc: Mapping[int
     the guard that is free to grant because it is already counted.
     """
     net = prep.net
-    sessions: list[int] = []
-    for cid, want in sorted(guards.items()):
-        i = net.index.get(cid)
-        if i is None or i in prep.pinned:
-            continue
-        counted = max(alloc.get(i, 0.0), prep.floor[i])
-        extra = want - counted
-        for k, c in net.col_rows[i]:
-            if prep.limits[k] < INF and c > 0:
-                extra = min(extra, (prep.limits[k] - base[k]) / c)
-        if extra <= 0:
-            continue
+    room = [prep.limits[k] - base[k] for k in range(len(net.rows))]
+    extras = _guard_extras(prep, guards, alloc, room)
+    for i, extra in extras.items():
         for k, c in net.col_rows[i]:
             base[k] += c * extra
-        prep.floor[i] = counted + extra
-        if i in alloc:
-            sessions.append(i)
-    return sessions
+        prep.floor[i] = max(alloc.get(i, 0.0), prep.floor[i]) + extra
+    return [i for i in extras if i in alloc]
 
 
 def _fix_guarded(prep: _Prep, sessions: Sequence[int], alloc: dict[int, float],
@@ -763,17 +774,9 @@ def _fleet(
 def _reserve_fleet_guards(prep: _Prep, guards: Mapping[str, float], room: list[int]) -> None:
     """Guards hold room in the present slot only (a charger proves itself within seconds)."""
     net = prep.net
-    for cid, want in sorted(guards.items()):
-        i = net.index.get(cid)
-        if i is None:
-            continue
-        extra = want - prep.floor[i]
-        for k, c in net.col_rows[i]:
-            if room[k] < _NO_ROW and c > 0:
-                scale = 1.0 if net.rows[k].kind == "kW" else _A_SCALE
-                extra = min(extra, room[k] / scale / c)
-        if extra <= 0:
-            continue
+    scales = [1.0 if row.kind == "kW" else _A_SCALE for row in net.rows]
+    room_w = [r / scales[k] if r < _NO_ROW else INF for k, r in enumerate(room)]
+    for i, extra in _guard_extras(prep, guards, {}, room_w).items():
         for k, c in net.col_rows[i]:
             if room[k] < _NO_ROW:
                 room[k] -= _scaled(net, k, c * extra, up=True)
