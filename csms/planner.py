@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +78,15 @@ class _Send:
 def _on_firmware(verdict: Any, firmware: str | None) -> bool:
     """A stored verdict ({"firmware": ...}) that was reached on this firmware."""
     return isinstance(verdict, dict) and verdict.get("firmware") == (firmware or "")
+
+
+async def _first_done(*aws: Awaitable[Any]) -> set[asyncio.Future[Any]]:
+    """Wait for the first of `aws` to finish, cancel the rest; return the finished."""
+    futures = {asyncio.ensure_future(a) for a in aws}
+    done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    for t in pending:
+        t.cancel()
+    return done
 
 
 @dataclass(slots=True)
@@ -371,25 +381,15 @@ class Planner:
 
     async def _coalesce(self, loop: _SiteLoop) -> None:
         """Let requests gather for the coalescing window, unless an urgent one cuts it short."""
-        urgent = asyncio.ensure_future(loop.urgent_wake.wait())
-        window = asyncio.ensure_future(self.clock.sleep(self.config.coalesce_s))
-        _done, pending = await asyncio.wait({urgent, window},
-                                            return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
+        await _first_done(loop.urgent_wake.wait(), self.clock.sleep(self.config.coalesce_s))
 
     async def _wait(self, loop: _SiteLoop) -> None:
         if loop.wake.is_set():
             return
         waiter = asyncio.ensure_future(loop.wake.wait())
-        tasks: set[asyncio.Future[Any]] = {waiter}
-        if loop.next_due is not None:
-            delay = max(0.0, (loop.next_due - self.clock.now()).total_seconds())
-            tasks.add(asyncio.ensure_future(self.clock.sleep(delay)))
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
-        if waiter not in done:
+        due = [] if loop.next_due is None else [self.clock.sleep(
+            max(0.0, (loop.next_due - self.clock.now()).total_seconds()))]
+        if waiter not in await _first_done(waiter, *due):
             loop.triggers.append("timer")
 
     # -- one plan ------------------------------------------------------------------------------
