@@ -16,7 +16,6 @@ from tests.e2e.test_load_management import (
     SITE_W,
     Site,
     big_ev,
-    protocol,
     running_site,
     site_config,
 )
@@ -40,14 +39,8 @@ def held_units(charger: SimCharger, purpose: str) -> set[str]:
 async def test_a_charger_flagged_for_ignoring_limits_is_counted_at_its_maximum_after_a_restart(
         tmp_path: Path) -> None:
     async with running_site(site_config(tmp_path)) as site:
-        normal = [await site.add(f"N{i}", protocol(i)) for i in range(4)]
-        ignoring = await site.add("IGN", "ocpp2.0.1", mode="ignore_profiles",
-                                  vendor="Careless", model="Box", boot_on_reconnect=True)
-        site.start_sampling()
-        await site.run_for(30)
-        for c in normal:
-            await c.plug_in(1, big_ev())
-            await site.run_for(30)
+        _normal, ignoring = await site.four_cars_and_an_idle_ignorer(
+            vendor="Careless", model="Box", boot_on_reconnect=True)
         await ignoring.plug_in(1, big_ev(11.0))
         live = site.server.planner.live
         await site.until(lambda: live.chargers["IGN"].connectors[1].ignoring, 120)

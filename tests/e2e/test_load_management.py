@@ -131,6 +131,19 @@ class Site:
     async def run_for(self, sim_s: float) -> None:
         await self.clock.sleep(sim_s)
 
+    async def four_cars_and_an_idle_ignorer(
+            self, **ignoring: Any) -> tuple[list[SimCharger], SimCharger]:
+        """Four well-behaved chargers whose cars arrive 30 s apart, and an idle charger that
+        accepts limits and ignores them (`ignoring`: more SimCharger options for it)."""
+        normal = [await self.add(f"N{i}", protocol(i)) for i in range(4)]
+        ignorer = await self.add("IGN", "ocpp2.0.1", mode="ignore_profiles", **ignoring)
+        self.start_sampling()
+        await self.run_for(30)
+        for c in normal:
+            await c.plug_in(1, big_ev())
+            await self.run_for(30)
+        return normal, ignorer
+
     async def until(self, predicate: Callable[[], bool], limit_s: float) -> float:
         """Advance second by second until `predicate()`; return the simulated seconds taken."""
         t0 = self.t()
@@ -249,14 +262,8 @@ async def test_with_unproven_chargers_guarded_a_first_ever_ignoring_car_never_pu
     config = site_config(tmp_path)
     config.load.guard_unproven = True
     async with running_site(config) as site:
-        normal = [await site.add(f"N{i}", protocol(i)) for i in range(4)]
-        ignoring = await site.add("IGN", "ocpp2.0.1", mode="ignore_profiles")
-        site.start_sampling()
-        await site.run_for(30)
+        normal, ignoring = await site.four_cars_and_an_idle_ignorer()
         live = site.server.planner.live
-        for c in normal:
-            await c.plug_in(1, big_ev())
-            await site.run_for(30)
         # Each drew what its limit allowed: trusted from then on.
         assert all(live.chargers[c.cp_id].follows_profiles for c in normal)
         # The only charger never seen following a limit keeps room for its car's maximum.
@@ -278,13 +285,7 @@ async def test_without_guards_a_first_ever_ignoring_car_is_over_only_until_its_f
     config = site_config(tmp_path)
     config.load.guard_unproven = False
     async with running_site(config) as site:
-        normal = [await site.add(f"N{i}", protocol(i)) for i in range(4)]
-        ignoring = await site.add("IGN", "ocpp2.0.1", mode="ignore_profiles")
-        site.start_sampling()
-        await site.run_for(30)
-        for c in normal:
-            await c.plug_in(1, big_ev())
-            await site.run_for(30)
+        _normal, ignoring = await site.four_cars_and_an_idle_ignorer()
         # Counted at its floor, its car draws 11 kW from the plug-in until the first reading:
         # a start asks for one at once, and a reading above what a connector may draw is
         # planned for at once (no coalescing), so that lasts a few round trips. (Typically 1
