@@ -41,6 +41,20 @@ class OcppConfig(_Section):
     tls_cert: str = ""
     tls_key: str = ""
     require_auth: bool = False
+    # One charger's share of the server: messages a second it may send (bursts up to
+    # `message_burst`); past that its frames wait, so a flood slows only the flooder.
+    max_messages_per_s: float = 20.0
+    message_burst: int = 200
+    # Per source address: websocket upgrades, and failed Basic-auth attempts, before 429.
+    upgrades_per_address_per_s: float = 10.0
+    upgrade_burst: int = 200
+    failed_auth_per_address_per_min: float = 6.0
+    failed_auth_burst: int = 10
+    # Password checks (scrypt) run on this many threads; more waiting than
+    # `max_pending_auth` are refused with 503 rather than queued.
+    auth_workers: int = 2
+    max_pending_auth: int = 32
+    max_pending_auth_per_address: int = 4
 
 
 class HttpConfig(_Section):

@@ -7,6 +7,7 @@ module only moves frames between them and the socket.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
@@ -33,6 +34,7 @@ from csms.ocpp.framing import (
     validate,
 )
 from csms.ocpp.rpc import CallCorrelator
+from csms.ratelimit import TokenBucket
 from csms.store.base import FrameRecord, Store
 
 log = structlog.get_logger("csms.connection")
@@ -63,6 +65,9 @@ class ChargerConnection:
         self.closed = asyncio.Event()
         self.context = HandlerContext(cp_id, central, self.send_recorded, self._after_reply)
         self._pending_after_reply: list[Callable[[], Awaitable[None]]] = []
+        self._bucket = TokenBucket(config.max_messages_per_s, config.message_burst,
+                                   time.monotonic())
+        self._throttled = False
 
     # -- outbound ------------------------------------------------------------------------------
 
@@ -201,6 +206,20 @@ class ChargerConnection:
             if self._tasks is not None:
                 self._tasks.create_task(self._run_job(job))
 
+    async def _throttle(self) -> None:
+        """Hold this charger's next frame while it is over its message rate."""
+        delay = self._bucket.take(time.monotonic())
+        if delay <= 0:
+            if self._throttled and self._bucket.available(time.monotonic()) >= 1:
+                self._throttled = False
+                log.info("rate_limit_ended")
+            return
+        if not self._throttled:
+            self._throttled = True
+            log.warning("rate_limited", max_messages_per_s=self.config.max_messages_per_s)
+        # Reading stops meanwhile, so the flood backs up in the charger's own TCP buffers.
+        await asyncio.sleep(delay)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -211,7 +230,11 @@ class ChargerConnection:
                 await self.central.connection_changed(self.cp_id, True, self.subprotocol)
                 try:
                     async for message in self.ws:
+                        await self._throttle()
                         await self.handle_text(message)
+                        # Frames already buffered are read without suspending: give every
+                        # other charger its turn between two frames of this one.
+                        await asyncio.sleep(0)
                 except ConnectionClosed:
                     pass
                 finally:

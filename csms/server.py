@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import ssl
+import time
 from http import HTTPStatus
 from types import ModuleType
 from urllib.parse import unquote
@@ -20,12 +22,18 @@ from csms.clock import Clock
 from csms.config import OcppConfig
 from csms.connection import ChargerConnection, Recorder
 from csms.ocpp import v16, v201
-from csms.security import verify_password
+from csms.ratelimit import BucketsByKey
+from csms.security import PasswordChecker
 from csms.store import Store
 
 log = structlog.get_logger("csms.server")
 
 ADAPTERS: dict[str, ModuleType] = {v16.SUBPROTOCOL: v16, v201.SUBPROTOCOL: v201}
+
+
+# OCPP 2.0.1 identifierString, max 48 (1.6 chargeBoxIdentity is CiString48): printable ASCII
+# without spaces, slashes or control characters, so an id is safe in logs, tables and paths.
+_CP_ID = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{1,48}")
 
 
 def charge_point_id(path: str) -> str | None:
@@ -38,8 +46,16 @@ def charge_point_id(path: str) -> str | None:
         raw = parts[0]
     else:
         return None
-    cp_id = unquote(raw)
-    return cp_id if 0 < len(cp_id) <= 48 else None
+    return unquote(raw, errors="replace")
+
+
+def id_problem(cp_id: str) -> str | None:
+    """Why `cp_id` is not an identity OCPP allows, or None when it is."""
+    if not _CP_ID.fullmatch(cp_id):
+        return ("a charge point id is 1 to 48 characters of A-Z a-z 0-9 * - _ = : + | @ .")
+    if ".." in cp_id or cp_id == ".":
+        return "a charge point id may not be '.' or contain '..'"
+    return None
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
@@ -59,6 +75,15 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
+
+
+# Headers a request may carry once: two Authorization headers are an attack, not a retry.
+_SINGLE_HEADERS = ("Authorization", "Host")
+
+
+def _address(connection: ServerConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
 def _refuse(connection: ServerConnection, status: HTTPStatus, text: str,
@@ -111,6 +136,11 @@ class OcppServer:
         self.record = record
         self._server: Server | None = None
         self.connected = asyncio.Event()
+        self._upgrades = BucketsByKey(config.upgrades_per_address_per_s, config.upgrade_burst)
+        self._failed_auth = BucketsByKey(config.failed_auth_per_address_per_min / 60.0,
+                                         config.failed_auth_burst)
+        self._passwords = PasswordChecker(config.auth_workers, config.max_pending_auth)
+        self._auth_pending: dict[str, int] = {}
 
     @property
     def port(self) -> int:
@@ -154,6 +184,7 @@ class OcppServer:
             await conn.close("shutdown")
         await self._server.wait_closed()
         self._server = None
+        self._passwords.close()
 
     def _select_subprotocol(self, connection: ServerConnection,
                             offered: list[str]) -> str | None:
@@ -164,10 +195,26 @@ class OcppServer:
 
     async def _process_request(self, connection: ServerConnection,
                                request: Request) -> Response | None:
+        now = time.monotonic()
+        address = _address(connection)
+        if not self._upgrades.try_take(address, now):
+            log.warning("refused_upgrade_rate", remote=address)
+            return _refuse(connection, HTTPStatus.TOO_MANY_REQUESTS,
+                           "Too many connection attempts from this address", Retry_After="5")
+        for name in _SINGLE_HEADERS:
+            if len(request.headers.get_all(name)) > 1:
+                log.warning("refused_duplicate_header", header=name, remote=address)
+                return _refuse(connection, HTTPStatus.BAD_REQUEST, f"More than one {name} header")
         cp_id = charge_point_id(request.path)
         if cp_id is None:
             return _refuse(connection, HTTPStatus.NOT_FOUND,
                            "Connect to /ocpp/{chargePointId}")
+        problem = id_problem(cp_id)
+        if problem is not None:
+            # repr: the id may hold control characters that must not reach the log as such.
+            log.warning("refused_bad_charge_point_id", cp_id_repr=repr(cp_id)[:120],
+                        remote=address)
+            return _refuse(connection, HTTPStatus.BAD_REQUEST, problem)
         offered = offered_subprotocols(request.headers)
         if not any(p in offered for p in self.config.subprotocols):
             log.warning("refused_no_subprotocol", cp_id=cp_id, offered=offered)
@@ -175,17 +222,44 @@ class OcppServer:
                            "No supported OCPP subprotocol offered; this server speaks "
                            + " and ".join(self.config.subprotocols))
         if self.config.require_auth:
-            creds = basic_credentials(request.headers)
-            stored = await self.store.get_password_hash(cp_id)
-            ok = (
-                creds is not None
-                and creds[0] == cp_id
-                and await asyncio.to_thread(verify_password, creds[1], stored)
-            )
-            if not ok:
-                log.warning("refused_unauthorized", cp_id=cp_id, had_credentials=bool(creds))
-                return _refuse(connection, HTTPStatus.UNAUTHORIZED, "Unauthorized",
-                               WWW_Authenticate='Basic realm="Loadstar OCPP"')
+            return await self._authenticate(connection, cp_id, address, request.headers)
+        return None
+
+    async def _authenticate(self, connection: ServerConnection, cp_id: str, address: str,
+                            headers: Headers) -> Response | None:
+        """Check Basic auth; refuse addresses that keep failing before hashing anything."""
+        if not self._failed_auth.allows(address, time.monotonic()):
+            log.warning("refused_auth_rate", cp_id=cp_id, remote=address)
+            return _refuse(connection, HTTPStatus.TOO_MANY_REQUESTS,
+                           "Too many failed authentications from this address",
+                           Retry_After="60")
+        if self._auth_pending.get(address, 0) >= self.config.max_pending_auth_per_address:
+            log.warning("refused_auth_rate", cp_id=cp_id, remote=address, pending=True)
+            return _refuse(connection, HTTPStatus.TOO_MANY_REQUESTS,
+                           "Too many authentications in progress from this address",
+                           Retry_After="5")
+        creds = basic_credentials(headers)
+        self._auth_pending[address] = self._auth_pending.get(address, 0) + 1
+        try:
+            if creds is None or creds[0] != cp_id:
+                ok: bool | None = False
+            else:
+                ok = await self._passwords.verify(cp_id, creds[1],
+                                                  await self.store.get_password_hash(cp_id))
+        finally:
+            left = self._auth_pending.pop(address) - 1
+            if left:
+                self._auth_pending[address] = left
+        if ok is None:
+            log.warning("refused_auth_busy", cp_id=cp_id, remote=address)
+            return _refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE,
+                           "Too many authentications in progress", Retry_After="5")
+        if not ok:
+            self._failed_auth.take(address, time.monotonic())
+            log.warning("refused_unauthorized", cp_id=cp_id, had_credentials=bool(creds),
+                        remote=address)
+            return _refuse(connection, HTTPStatus.UNAUTHORIZED, "Unauthorized",
+                           WWW_Authenticate='Basic realm="Loadstar OCPP"')
         return None
 
     async def _serve_connection(self, ws: ServerConnection) -> None:

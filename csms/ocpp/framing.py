@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import decimal
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,11 +19,15 @@ import ocpp
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 
-from csms.ocpp.errors import V16, OcppError
+from csms.ocpp.errors import V16, V201, OcppError
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_ID_LENGTH = 36
 UNKNOWN_ID = "-1"
+# The deepest OCPP message (2.0.1 tariffs inside a charging schedule) nests about 10 levels.
+MAX_DEPTH = 32
+# What the store (SQLite INTEGER) can hold; OCPP integers are 32-bit or smaller in practice.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,49 @@ def _peek_id(msg: Any) -> str:
     return UNKNOWN_ID
 
 
+# The head of a frame, read without parsing it: [type, "id" ...
+_HEAD = re.compile(r'\s*\[\s*([0-9]+)\s*,\s*"([^"\\]{1,36})"')
+# A \uD800-\uDFFF escape: JSON allows it, UTF-8 (and so the store) cannot hold it alone.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _peek_head(text: str) -> tuple[int | None, str]:
+    """MessageTypeId and MessageId of a frame too big or too odd to parse, where readable."""
+    m = _HEAD.match(text[:128])
+    return (int(m.group(1)), m.group(2)) if m else (None, UNKNOWN_ID)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests deeper than any OCPP message does (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _parse_error(text: str, exc: Exception) -> OcppError:
+    """The CALLERROR for text that `json.loads` refused."""
+    if isinstance(exc, json.JSONDecodeError):
+        return OcppError("RpcFrameworkError", "Frame is not valid JSON", {"cause": str(exc)},
+                         unique_id=UNKNOWN_ID)
+    # Valid JSON syntax beyond our bounds (nesting, number length, NaN): answer the call.
+    kind, unique_id = _peek_head(text)
+    details: dict[str, Any] = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
+    cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+    return OcppError("FormatViolation", f"Frame is outside the limits of OCPP-J: {cause}",
+                     details, unique_id=unique_id)
+
+
 def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
     """Parse one websocket message; raise OcppError describing what is wrong with it."""
     if isinstance(text, bytes):
@@ -62,20 +111,31 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
         except UnicodeDecodeError as exc:
             raise OcppError("RpcFrameworkError", "Frame is not UTF-8 text",
                             unique_id=UNKNOWN_ID) from exc
-    size = len(text.encode("utf-8"))
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        # Not parsed at all: an oversize frame costs no more than reading its head.
+        kind, unique_id = _peek_head(text)
+        details = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
+        raise OcppError("FormatViolation", f"Frame of {size} bytes exceeds {max_bytes} bytes",
+                        details, unique_id=unique_id)
     try:
-        msg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OcppError("RpcFrameworkError", "Frame is not valid JSON",
-                        {"cause": str(exc)}, unique_id=UNKNOWN_ID) from exc
+        msg = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _parse_error(text, exc) from exc
     unique_id = _peek_id(msg)
     # Replies (CALLRESULT/CALLERROR) are never answered, however broken: mark them as such.
     reply_type = ({"message_type": msg[0]} if isinstance(msg, list) and msg
                   and msg[0] in (CALLRESULT, CALLERROR) and not isinstance(msg[0], bool)
                   else {})
-    if size > max_bytes:
-        raise OcppError("FormatViolation", f"Frame of {size} bytes exceeds {max_bytes} bytes",
+    if _too_deep(msg):
+        raise OcppError("FormatViolation", f"Frame nests deeper than {MAX_DEPTH} levels",
                         dict(reply_type), unique_id=unique_id)
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(msg, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise OcppError("FormatViolation", "Frame holds a lone UTF-16 surrogate",
+                            dict(reply_type), unique_id=unique_id) from exc
     if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
             or isinstance(msg[0], bool):
         raise OcppError("RpcFrameworkError", "Frame is not a JSON array starting with a "
@@ -138,27 +198,59 @@ def error_frame(unique_id: str, code: str, description: str,
 _SCHEMA_ROOT = os.path.dirname(ocpp.__file__)
 
 
-def _schema_path(version: str, action: str, response: bool) -> str:
-    folder = "v16" if version == V16 else "v201"
-    if version == V16:
-        name = action + ("Response" if response else "")
-    else:
-        name = action + ("Response" if response else "Request")
-    return os.path.join(_SCHEMA_ROOT, folder, "schemas", f"{name}.json")
+@cache
+def _schema_files() -> dict[tuple[str, str, bool], str]:
+    """(version, action, is_response) -> schema file, for every action each version defines.
+
+    A fixed table: an action name from the wire is only ever a key here, never part of a path.
+    """
+    table: dict[tuple[str, str, bool], str] = {}
+    for version, folder in ((V16, "v16"), (V201, "v201")):
+        directory = os.path.join(_SCHEMA_ROOT, folder, "schemas")
+        for name in os.listdir(directory):
+            stem = name.removesuffix(".json")
+            if stem.endswith("Response"):
+                table[(version, stem.removesuffix("Response"), True)] = name
+            elif version == V16:
+                table[(version, stem, False)] = name
+            elif stem.endswith("Request"):
+                table[(version, stem.removesuffix("Request"), False)] = name
+    return {key: os.path.join(_SCHEMA_ROOT, "v16" if key[0] == V16 else "v201", "schemas", name)
+            for key, name in table.items()}
 
 
 def is_known_action(version: str, action: str) -> bool:
     """Whether OCPP `version` defines `action` at all (in either direction)."""
-    return os.path.exists(_schema_path(version, action, response=False))
+    return (version, action, False) in _schema_files()
 
 
 @cache
 def _validator(version: str, action: str, response: bool) -> tuple[Draft4Validator, bool]:
     """The schema's validator, and whether it has `multipleOf` (then floats need Decimals)."""
-    with open(_schema_path(version, action, response), encoding="utf-8-sig") as f:
+    with open(_schema_files()[(version, action, response)], encoding="utf-8-sig") as f:
         text = f.read()
     schema = json.loads(text, parse_float=decimal.Decimal)
     return Draft4Validator(schema), '"multipleOf"' in text
+
+
+def _out_of_range(value: Any, path: str = "") -> str | None:
+    """The path of the first number the store cannot hold (beyond int64, or not finite)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not INT_MIN <= item <= INT_MAX:
+                return where or "(root)"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where or "(root)"
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}/{k}" if where else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}/{i}" if where else str(i)) for i, v in enumerate(item))
+    return None
 
 
 _CODE_BY_KEYWORD = {
@@ -172,6 +264,8 @@ _CODE_BY_KEYWORD = {
 
 def validate(version: str, action: str, payload: dict[str, Any], *, response: bool) -> None:
     """Check `payload` against the OCPP JSON schema; raise OcppError with the matching code."""
+    if (version, action, response) not in _schema_files():
+        raise OcppError("NotImplemented", f"Unknown action {action!r}")
     validator, needs_decimals = _validator(version, action, response)
     # Decimals so that 1.6's multipleOf 0.1 accepts 21.4 (float rounding would reject it).
     exact = json.loads(_dumps(payload), parse_float=decimal.Decimal) if needs_decimals \
@@ -183,3 +277,8 @@ def validate(version: str, action: str, payload: dict[str, Any], *, response: bo
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise OcppError(code, f"{action}: {where}: {exc.message}"[:255],
                         {"path": where, "keyword": str(exc.validator)}) from exc
+    where = _out_of_range(payload)
+    if where is not None:
+        raise OcppError("PropertyConstraintViolation",
+                        f"{action}: {where}: number out of the range this CSMS can store",
+                        {"path": where})

@@ -6,6 +6,7 @@ from csms.store.base import (
     ConnectorRecord,
     SessionRecord,
     Store,
+    StoreHealth,
 )
 from csms.store.sqlite import SqliteStore
 
@@ -16,4 +17,5 @@ __all__ = [
     "SessionRecord",
     "SqliteStore",
     "Store",
+    "StoreHealth",
 ]

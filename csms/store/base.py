@@ -80,8 +80,33 @@ class FrameRecord:
     text: str
 
 
+@dataclass(slots=True)
+class StoreHealth:
+    """Whether writes succeed; a failing store refuses to acknowledge until one succeeds again."""
+
+    ok: bool = True
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+    def failed(self, exc: BaseException, now: datetime) -> None:
+        if isinstance(exc, Exception):  # a cancellation says nothing about the disk
+            self.ok = False
+            self.consecutive_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error_at = now
+
+    def succeeded(self, now: datetime) -> None:
+        self.ok = True
+        self.consecutive_failures = 0
+        self.last_success_at = now
+
+
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
+
+    health: StoreHealth
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator, Iterable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
+import structlog
 
 from csms.clock import parse_iso
 from csms.domain import (
@@ -29,8 +32,11 @@ from csms.store.base import (
     ConnectorRecord,
     FrameRecord,
     SessionRecord,
+    StoreHealth,
 )
 from csms.store.migrations import MIGRATIONS
+
+log = structlog.get_logger("csms.store")
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 # Bounded so a flood of frames cannot grow memory without limit between flushes.
@@ -57,6 +63,30 @@ def _energy_wh(samples: Iterable[Sample]) -> list[float]:
     return out
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _write(
+    method: Callable[Concatenate[SqliteStore, P], Awaitable[R]],
+) -> Callable[Concatenate[SqliteStore, P], Awaitable[R]]:
+    """Run a write to its end (commit or rollback) even if the caller is cancelled.
+
+    A cancellation that lands between BEGIN and COMMIT would otherwise leave the one shared
+    connection inside a transaction, and every later write would fail. The caller still sees
+    its CancelledError; it was never acknowledged, so nothing is lost.
+    """
+
+    @functools.wraps(method)
+    async def run(self: SqliteStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    return run
+
+
 class SqliteStore:
     """The embedded store. All writes are serialised through one lock and one connection."""
 
@@ -65,6 +95,8 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._frames: list[FrameRecord] = []
+        self._writes: set[asyncio.Future[Any]] = set()
+        self.health = StoreHealth()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -89,10 +121,23 @@ class SqliteStore:
         """Flush buffered frames and close the connection."""
         if self._db is None:
             return
-        await self.flush()
-        await self._db.close()
-        self._db = None
+        # Writes whose callers were cancelled still finish before the connection goes.
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
+            self._db = None
 
+    def _write_done(self, task: asyncio.Future[Any]) -> None:
+        self._writes.discard(task)
+        # Mark the outcome retrieved: a caller that was cancelled never reads it, and the
+        # failure is already counted in `health` and raised to any caller still waiting.
+        if not task.cancelled():
+            task.exception()
+
+    @_write
     async def flush(self) -> None:
         """Write buffered frame-log entries."""
         if not self._frames:
@@ -108,11 +153,19 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; buffered frames ride along so the log costs no extra commit."""
+        """One write transaction; buffered frames ride along so the log costs no extra commit.
+
+        Only called inside a `_write` method, so nothing can cancel it half way.
+        """
         async with self._lock:
             db = self.db
-            await db.execute("BEGIN IMMEDIATE")
+            frames: list[FrameRecord] = []
             try:
+                if db.in_transaction:
+                    # Should not happen any more; heal rather than fail every write after it.
+                    log.error("store_healed_open_transaction")
+                    await db.execute("ROLLBACK")
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
                 if self._frames:
                     frames, self._frames = self._frames, []
@@ -126,9 +179,30 @@ class SqliteStore:
                         ],
                     )
                 await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
+            except BaseException as exc:
+                await self._rollback(db)
+                # The frames were not written: keep them for the next commit.
+                self._frames[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._frames))]
+                was_ok = self.health.ok
+                self.health.failed(exc, self._now())
+                if was_ok and not self.health.ok:
+                    log.error("store_write_failing", error=self.health.last_error)
                 raise
+            if not self.health.ok:
+                log.warning("store_recovered", failures=self.health.consecutive_failures)
+            self.health.succeeded(self._now())
+
+    async def _rollback(self, db: aiosqlite.Connection) -> None:
+        """Roll back whatever is open; never hide the error that got us here."""
+        if not db.in_transaction:
+            return  # SQLite already rolled back (e.g. disk full), or BEGIN never ran
+        try:
+            await db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("store_rollback_failed", error=str(exc))
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
 
     async def _one(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, params) as cur:
@@ -140,6 +214,7 @@ class SqliteStore:
 
     # -- charge points ---------------------------------------------------------------------
 
+    @_write
     async def record_boot(self, event: Booted, now: datetime) -> None:
         async with self._tx() as db:
             await db.execute(
@@ -153,6 +228,7 @@ class SqliteStore:
                  event.firmware, _ts(now), _ts(now)),
             )
 
+    @_write
     async def set_online(self, cp_id: str, online: bool, protocol: str | None,
                          now: datetime) -> None:
         async with self._tx() as db:
@@ -164,10 +240,12 @@ class SqliteStore:
                 (cp_id, protocol, int(online), _ts(now)),
             )
 
+    @_write
     async def mark_all_offline(self) -> None:
         async with self._tx() as db:
             await db.execute("UPDATE charge_points SET online=0")
 
+    @_write
     async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
         async with self._tx() as db:
             await db.execute(
@@ -214,6 +292,7 @@ class SqliteStore:
             for r in cps
         ]
 
+    @_write
     async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
         async with self._tx() as db:
             row = await self._one("SELECT capabilities FROM charge_points WHERE cp_id=?", (cp_id,))
@@ -224,6 +303,7 @@ class SqliteStore:
                 (json.dumps(merged, sort_keys=True), cp_id),
             )
 
+    @_write
     async def save_variables(self, cp_id: str, variables: list[dict[str, Any]],
                              now: datetime) -> None:
         rows = []
@@ -251,6 +331,7 @@ class SqliteStore:
         )
         return [dict(r) for r in rows]
 
+    @_write
     async def record_status(self, event: StatusChanged) -> None:
         async with self._tx() as db:
             await db.execute(
@@ -270,6 +351,7 @@ class SqliteStore:
                  _ts(event.timestamp)),
             )
 
+    @_write
     async def record_charger_event(self, cp_id: str, kind: str, payload: dict[str, Any],
                                    now: datetime) -> None:
         async with self._tx() as db:
@@ -278,6 +360,7 @@ class SqliteStore:
                 (cp_id, kind, json.dumps(payload), _ts(now)),
             )
 
+    @_write
     async def save_ev_charging_needs(self, event: EvChargingNeeds, now: datetime) -> None:
         async with self._tx() as db:
             await db.execute(
@@ -306,6 +389,7 @@ class SqliteStore:
             return None
         return IdTagInfo(row["status"], _dt(row["expiry"]), row["parent_id_tag"])
 
+    @_write
     async def put_id_tag(self, id_tag: str, status: str, expiry: datetime | None = None,
                          parent_id_tag: str | None = None) -> None:
         async with self._tx() as db:
@@ -317,6 +401,7 @@ class SqliteStore:
 
     # -- transactions ----------------------------------------------------------------------
 
+    @_write
     async def start_transaction(self, event: TransactionStarted) -> tuple[int, bool]:
         """Store a started transaction; return (session id, whether it was a retried duplicate)."""
         async with self._tx() as db:
@@ -381,12 +466,14 @@ class SqliteStore:
                     (min(readings), max(readings), session_id),
                 )
 
+    @_write
     async def add_meter_values(self, event: Metered) -> None:
         async with self._tx() as db:
             session_id = await self._session_id(event.cp_id, event.ocpp_tx_id)
             await self._insert_samples(db, event.cp_id, event.connector_id, session_id,
                                        event.samples)
 
+    @_write
     async def end_transaction(self, event: TransactionEnded) -> bool:
         """Close a session; False when the transaction is unknown (still stores its samples)."""
         async with self._tx() as db:
@@ -407,6 +494,7 @@ class SqliteStore:
                 )
             return True
 
+    @_write
     async def apply_transaction_event(self, event: TransactionEvent201) -> bool:
         """Store a 2.0.1 TransactionEvent once; False when (transactionId, seqNo) is stored."""
         async with self._tx() as db:
@@ -509,6 +597,7 @@ class SqliteStore:
 
     # -- load management -------------------------------------------------------------------
 
+    @_write
     async def record_plan(self, site_id: str, ts: datetime, trigger: str,
                           limit_kw: float | None, limit_a: float | None, source: str,
                           solver_status: str, solve_time_s: float, inputs: dict[str, Any],
@@ -535,6 +624,7 @@ class SqliteStore:
             out.append(d)
         return out
 
+    @_write
     async def _put_document(self, table: str, key_column: str, doc_column: str, key: str,
                             doc: dict[str, Any], now: datetime) -> None:
         """Insert or replace a JSON document by key (`table` and columns are our constants)."""
@@ -561,6 +651,7 @@ class SqliteStore:
         rows = await self._all("SELECT model_key, record FROM charger_models")
         return {r["model_key"]: json.loads(r["record"]) for r in rows}
 
+    @_write
     async def add_external_limit(self, node_id: str, power_kw: float | None,
                                  current_a: float | None, start: datetime | None,
                                  end: datetime, now: datetime) -> int:
@@ -583,6 +674,7 @@ class SqliteStore:
 
     # -- commands and frames ---------------------------------------------------------------
 
+    @_write
     async def record_command(self, cp_id: str, action: str, payload: dict[str, Any],
                              now: datetime) -> int:
         async with self._tx() as db:
@@ -593,6 +685,7 @@ class SqliteStore:
             )
             return int(cur.lastrowid or 0)
 
+    @_write
     async def finish_command(self, command_id: int, status: str,
                              response: dict[str, Any] | None, now: datetime) -> None:
         async with self._tx() as db:
@@ -634,6 +727,7 @@ class SqliteStore:
             for r in rows
         ]
 
+    @_write
     async def prune_frames(self, older_than: datetime) -> int:
         async with self._tx() as db:
             cur = await db.execute("DELETE FROM frames WHERE ts < ?", (_ts(older_than),))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import warnings
@@ -139,16 +140,16 @@ async def test_the_stored_password_hash_is_not_the_password(
 
 async def test_a_url_encoded_charger_id_is_decoded_before_authentication(
         server: Loadstar, registered: str) -> None:
-    await server.store.register_charge_point("CP 1/A", hash_password(PASSWORD))
-    c = await RawClient.connect(f"ws://127.0.0.1:{server.ocpp_port}/ocpp/CP%201%2FA",
-                                "ocpp1.6", additional_headers=basic("CP 1/A", PASSWORD))
+    await server.store.register_charge_point("CP*1|A", hash_password(PASSWORD))
+    c = await RawClient.connect(f"ws://127.0.0.1:{server.ocpp_port}/ocpp/CP%2A1%7CA",
+                                "ocpp1.6", additional_headers=basic("CP*1|A", PASSWORD))
     try:
         await boot16(c)
     finally:
         await c.close()
-    record = await server.store.get_charge_point("CP 1/A")
+    record = await server.store.get_charge_point("CP*1|A")
     assert record is not None and record.vendor == "Acme"
-    assert await server.store.get_charge_point("CP%201%2FA") is None
+    assert await server.store.get_charge_point("CP%2A1%7CA") is None
 
 
 # -- Charger ids in the URL (no authentication needed) ---------------------------------------
@@ -166,9 +167,9 @@ async def open_server(tmp_path: Path) -> AsyncIterator[Loadstar]:
 
 
 @pytest.mark.parametrize(("path", "cp_id"), [
-    ("/ocpp/CP%2F1", "CP/1"),
-    ("/ocpp/CP%201", "CP 1"),
-    ("/ocpp/CP%C3%84", "CP\u00c4"),
+    ("/ocpp/CP%2A1", "CP*1"),
+    ("/ocpp/a-b_c=d:e+f|g@h.i", "a-b_c=d:e+f|g@h.i"),
+    ("/ocpp/" + "X" * 48, "X" * 48),
     ("/CPID", "CPID"),
     ("/CPID/", "CPID"),
 ])
@@ -183,6 +184,17 @@ async def test_the_charger_id_is_read_from_the_path_and_url_decoded(
         await c.close()
     record = await open_server.store.get_charge_point(cp_id)
     assert record is not None and record.vendor == "Acme"
+
+
+@pytest.mark.parametrize("path", [
+    "/ocpp/CP%2F1", "/ocpp/CP%201", "/ocpp/CP%C3%84", "/ocpp/CP%00", "/ocpp/CP%0D%0AX",
+    "/ocpp/..", "/ocpp/a..b", "/ocpp/%2E", "/ocpp/" + "X" * 49, "/ocpp/%FF",
+])
+async def test_a_charger_id_ocpp_does_not_allow_is_refused_before_the_upgrade(
+        open_server: Loadstar, path: str) -> None:
+    status = await refused_status(f"ws://127.0.0.1:{open_server.ocpp_port}{path}", ["ocpp1.6"])
+    assert status == 400
+    assert await open_server.store.list_charge_points() == []
 
 
 @pytest.mark.parametrize("path", ["/", "/ocpp", "/ocpp/", "/ocpp/a/b", "/x/CP1"])
@@ -308,3 +320,33 @@ async def test_the_password_hash_survives_a_restart(tmp_path: Path) -> None:
             await c.close()
     finally:
         await service.stop()
+
+
+# -- Hostile handshakes ------------------------------------------------------------------------
+
+
+async def test_two_authorization_headers_are_refused_with_400(
+        server: Loadstar, url: Callable[[str], str], registered: str) -> None:
+    headers = [*basic(registered, PASSWORD).items(), *basic(registered, "wrong").items()]
+    assert await refused_status(url(registered), ["ocpp1.6"], additional_headers=headers) == 400
+
+
+async def test_a_password_guessing_flood_from_one_address_is_cut_off_and_a_charger_still_connects(
+        server: Loadstar, url: Callable[[str], str], registered: str) -> None:
+    async def guess(i: int) -> int:
+        return await refused_status(url(registered), ["ocpp1.6"],
+                                    additional_headers=basic(registered, f"guess-{i}"),
+                                    local_addr=("127.0.0.2", 0))
+
+    flood = asyncio.gather(*(guess(i) for i in range(200)))
+    charger = await RawClient.connect(url(registered), "ocpp1.6",
+                                      additional_headers=basic(registered, PASSWORD))
+    try:
+        await boot16(charger)
+    finally:
+        await charger.close()
+    statuses = await flood
+    # Every guess got an answer; only a handful were worth a password hash.
+    assert sorted(set(statuses)) <= [401, 429]
+    assert statuses.count(401) <= server.config.ocpp.failed_auth_burst
+    assert statuses.count(429) >= 190
