@@ -65,6 +65,8 @@ class HttpConfig(_Section):
 class StoreConfig(_Section):
     path: str = "loadstar.db"
     frame_log_retention_days: float = 7.0
+    plan_retention_days: float = 30.0
+    command_retention_days: float = 90.0
 
 
 class LogConfig(_Section):
@@ -145,6 +147,9 @@ class LoadConfig(_Section):
     # Until a charger is seen drawing what a limit allows, keep room for its car's maximum
     # (its session, and the site's largest such idle connector) as far as minimums allow.
     guard_unproven: bool = True
+    # A charger offline this long (and with no open session) leaves the plans, and so its
+    # connectors' floors stop being reserved; it rejoins with its first message.
+    forget_offline_after_s: float = 7 * 86400.0
 
 
 class Config(BaseModel):

@@ -39,6 +39,9 @@ from csms.store.base import FrameRecord, Store
 
 log = structlog.get_logger("csms.connection")
 
+# What a charger may send before it is known: its boot, and a Heartbeat (harmless, no record).
+PRE_BOOT_ACTIONS = frozenset({"BootNotification", "Heartbeat"})
+
 Recorder = Callable[["ChargerConnection", str, Payload], Awaitable[Payload]]
 
 
@@ -62,6 +65,8 @@ class ChargerConnection:
         self._call_lock = asyncio.Lock()
         self._tasks: asyncio.TaskGroup | None = None
         self.replaced = False
+        # Booted Accepted or registered: a charger nobody knows gets no records of its own.
+        self.known = False
         self.closed = asyncio.Event()
         self.context = HandlerContext(cp_id, central, self.send_recorded, self._after_reply)
         self._pending_after_reply: list[Callable[[], Awaitable[None]]] = []
@@ -166,6 +171,14 @@ class ChargerConnection:
             self._log_frame("in", kind, frame.unique_id, None, raw)
             self._on_reply(frame)
 
+    async def _may_talk(self, action: str) -> bool:
+        """Whether this charger may send `action`: only BootNotification (and Heartbeat)
+        until it has booted Accepted or been registered, as OCPP asks of chargers."""
+        if self.known or action in PRE_BOOT_ACTIONS:
+            return True
+        self.known = await self.store.is_known(self.cp_id)
+        return self.known
+
     async def _handle_call(self, call: Call) -> None:
         handler = self.adapter.HANDLERS.get(call.action)
         if handler is None:
@@ -184,6 +197,11 @@ class ChargerConnection:
                     await self._answer_error(call.unique_id, exc, call.action)
                     return
                 log.warning("schema_violation_relaxed", error=exc.description)
+            if not await self._may_talk(call.action):
+                await self._answer_error(call.unique_id, OcppError(
+                    "SecurityError", f"{call.action} before an accepted BootNotification"),
+                    call.action)
+                return
             try:
                 answer = await handler(self.context, call.payload)
             except OcppError as exc:
@@ -199,6 +217,8 @@ class ChargerConnection:
                 await self._answer_error(call.unique_id, OcppError(
                     "InternalError", "The CSMS could not process this message"), call.action)
                 return
+            if call.action == "BootNotification" and answer.get("status") == "Accepted":
+                self.known = True
             await self._send_text(result_frame(call.unique_id, answer), CALLRESULT,
                                   call.unique_id, call.action)
         jobs, self._pending_after_reply = self._pending_after_reply, []

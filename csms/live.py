@@ -57,6 +57,8 @@ class ChargerState:
     ignores_profiles: bool = False
     # It was seen drawing what a limit allowed on this firmware: no guard needed any more.
     follows_profiles: bool = False
+    # When we last heard from it (any event): long silent chargers leave the plans.
+    last_seen: datetime | None = None
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:

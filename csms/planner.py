@@ -110,6 +110,12 @@ class _Held:
     retry_at: datetime | None = None
 
 
+def _forgotten(cp: ChargerState, before: datetime) -> bool:
+    """Offline and silent since `before`, with no session open: left out of the plans."""
+    return (not cp.online and (cp.last_seen is None or cp.last_seen < before)
+            and all(c.tx_id is None for c in cp.connectors.values()))
+
+
 class Planner:
     """Listens to committed domain events and keeps every site's chargers within its limits."""
 
@@ -151,6 +157,7 @@ class Planner:
         for record in await self.store.list_charge_points():
             cp = self.live.charger(record.cp_id)
             cp.firmware = record.firmware
+            cp.last_seen = record.last_seen
             self._model_of[record.cp_id] = model_key(record.vendor, record.model,
                                                      record.firmware, record.cp_id)
             # Verdicts hold for the firmware they were reached on; an update may change them.
@@ -201,6 +208,7 @@ class Planner:
             self._model_of[event.cp_id] = model_key(event.vendor, event.model, event.firmware,
                                                     event.cp_id)
         conn = self.live.apply(event)
+        self.live.charger(event.cp_id).last_seen = self.clock.now()
         urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             urgent = self._check_follows_limit(conn)
@@ -435,8 +443,15 @@ class Planner:
         return out, resolved
 
     def _chargers(self, site_id: str) -> list[ChargerState]:
+        forgotten_before = self.clock.now() - timedelta(
+            seconds=self.config.forget_offline_after_s)
         return [cp for cp in self.live.chargers.values()
-                if cp.connectors and self.directory.placement(cp.cp_id).site_id == site_id]
+                if cp.connectors and self.directory.placement(cp.cp_id).site_id == site_id
+                and not _forgotten(cp, forgotten_before)]
+
+    def chargers_in_plan(self, site_id: str) -> list[str]:
+        """Ids of the chargers the next plan of `site_id` covers."""
+        return sorted(cp.cp_id for cp in self._chargers(site_id))
 
     def _held_for(self, key: str) -> _Held:
         if key not in self._held:

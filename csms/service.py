@@ -73,13 +73,18 @@ class Loadstar:
         log.info("stopped")
 
     async def _housekeep(self) -> None:
-        """Flush the frame log every second; prune it to its retention hourly."""
+        """Flush the frame log every second; prune frames, plans and commands hourly."""
         ticks = 0
         while True:
             await asyncio.sleep(1.0)
             await self.store.flush()
             ticks += 1
             if ticks % 3600 == 1:
-                cutoff = self.clock.now() - timedelta(
-                    days=self.config.store.frame_log_retention_days)
-                await self.store.prune_frames(cutoff)
+                await self.prune()
+
+    async def prune(self) -> None:
+        """Delete frames, plans and finished commands older than their retention."""
+        now, cfg = self.clock.now(), self.config.store
+        await self.store.prune_frames(now - timedelta(days=cfg.frame_log_retention_days))
+        await self.store.prune_plans(now - timedelta(days=cfg.plan_retention_days))
+        await self.store.prune_commands(now - timedelta(days=cfg.command_retention_days))

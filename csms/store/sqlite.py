@@ -231,13 +231,12 @@ class SqliteStore:
     @_write
     async def set_online(self, cp_id: str, online: bool, protocol: str | None,
                          now: datetime) -> None:
+        # Only chargers that booted or were registered have a row: a bare connection adds none.
         async with self._tx() as db:
             await db.execute(
-                "INSERT INTO charge_points (cp_id, protocol, online, last_seen) VALUES (?,?,?,?)"
-                " ON CONFLICT (cp_id) DO UPDATE SET online=excluded.online,"
-                " last_seen=excluded.last_seen,"
-                " protocol=coalesce(excluded.protocol, charge_points.protocol)",
-                (cp_id, protocol, int(online), _ts(now)),
+                "UPDATE charge_points SET online=?, last_seen=?,"
+                " protocol=coalesce(?, protocol) WHERE cp_id=?",
+                (int(online), _ts(now), protocol, cp_id),
             )
 
     @_write
@@ -262,6 +261,12 @@ class SqliteStore:
     async def is_registered(self, cp_id: str) -> bool:
         row = await self._one("SELECT registered FROM charge_points WHERE cp_id=?", (cp_id,))
         return bool(row and row["registered"])
+
+    async def is_known(self, cp_id: str) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM charge_points WHERE cp_id=? AND (registered=1 OR booted_at IS NOT NULL)",
+            (cp_id,))
+        return row is not None
 
     async def get_charge_point(self, cp_id: str) -> ChargePointRecord | None:
         rows = await self._charge_points("WHERE cp_id=?", (cp_id,))
@@ -729,6 +734,22 @@ class SqliteStore:
 
     @_write
     async def prune_frames(self, older_than: datetime) -> int:
+        return await self._prune("frames", "ts", older_than)
+
+    @_write
+    async def prune_plans(self, older_than: datetime) -> int:
+        return await self._prune("plans", "ts", older_than)
+
+    @_write
+    async def prune_commands(self, older_than: datetime) -> int:
+        # A command still waiting for its answer is kept however old it is.
+        return await self._prune("commands", "created_at", older_than,
+                                 " AND status != 'pending'")
+
+    async def _prune(self, table: str, column: str, older_than: datetime,
+                     extra: str = "") -> int:
+        """Delete rows of `table` older than the cutoff (`table` and `column` are constants)."""
         async with self._tx() as db:
-            cur = await db.execute("DELETE FROM frames WHERE ts < ?", (_ts(older_than),))
+            cur = await db.execute(f"DELETE FROM {table} WHERE {column} < ?{extra}",
+                                   (_ts(older_than),))
             return cur.rowcount

@@ -346,7 +346,8 @@ async def test_a_password_guessing_flood_from_one_address_is_cut_off_and_a_charg
     finally:
         await charger.close()
     statuses = await flood
-    # Every guess got an answer; only a handful were worth a password hash.
+    # Every guess got an answer; only a handful were worth a password hash: the burst of
+    # failures allowed, plus the checks already running when the last of those failed.
+    ocpp = server.config.ocpp
     assert sorted(set(statuses)) <= [401, 429]
-    assert statuses.count(401) <= server.config.ocpp.failed_auth_burst
-    assert statuses.count(429) >= 190
+    assert statuses.count(401) <= ocpp.failed_auth_burst + ocpp.max_pending_auth_per_address

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from csms.config import Config
+from csms.service import Loadstar
 from tests.conftest import make_config
 from tests.raw_client import RawClient
 
@@ -223,7 +224,8 @@ NOT_A_DATE = {
 
 
 async def test_a_timestamp_that_is_not_a_date_time_gets_a_callerror(
-        client: RawClient, version: str) -> None:
+        client: RawClient, version: str, server: Loadstar) -> None:
+    await server.store.register_charge_point(f"BAD-{version}")  # so the payload is read
     action, payload = NOT_A_DATE[version]
     reply = await client.call(action, payload)
     assert reply[0] == 4, f"expected a CALLERROR, got {reply}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from csms.config import Config
-from csms.domain import ConnectionChanged
+from csms.domain import Booted, ConnectionChanged
 from csms.service import Loadstar
 from csms.store import SqliteStore
 from csms.store.base import CommandRecord
@@ -143,6 +143,7 @@ async def test_a_rejected_boot_is_not_followed_by_configuration(tmp_path: Path) 
 async def test_a_reconnect_with_the_same_id_replaces_the_old_connection(
         server: Loadstar, url: Callable[[str], str]) -> None:
     events = server.bus.subscribe()
+    await server.store.register_charge_point("TWICE")
     old = await RawClient.connect(url("TWICE"), "ocpp1.6")
     await old.ok("Heartbeat", {})
     # An outbound call waits on the old connection (the raw client does not answer triggers).
@@ -291,6 +292,8 @@ async def test_a_graceful_stop_closes_charger_sockets_and_leaves_them_offline(
     config = make_config(tmp_path)
     service = Loadstar(config)
     await service.start()
+    for cp_id in ("STOP16", "STOP201"):
+        await service.store.register_charge_point(cp_id)
     c16 = await RawClient.connect(ws_url(service, "STOP16"), "ocpp1.6",
                                   answerer=lambda action, payload: None)
     c201 = await RawClient.connect(ws_url(service, "STOP201"), "ocpp2.0.1")
@@ -345,7 +348,8 @@ async def test_chargers_left_online_by_a_crash_are_offline_after_a_restart(
     config = make_config(tmp_path)
     store = SqliteStore(config.store.path)  # what a crashed server leaves behind
     await store.open()
-    await store.set_online("CRASHED", True, "ocpp1.6", datetime.now(UTC))
+    await store.record_boot(Booted("CRASHED", "ocpp1.6", "Acme", "X1", None, "1"),
+                            datetime.now(UTC))
     await store.close()
 
     async with running(config) as service:
