@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-import signal
+import sqlite3
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -18,8 +17,10 @@ from rich.table import Table
 
 from csms.clock import Clock, ScaledClock, parse_iso
 from csms.config import Config, load_config
+from csms.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.logs import configure_logging
 from csms.security import hash_password
+from csms.service import probe_sqlite
 from csms.store import SqliteStore
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
@@ -46,22 +47,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _serve(config: Config, clock: Clock | None = None) -> None:
-    from csms.service import Loadstar
-
-    service = Loadstar(config, clock=clock)
-    await service.start()
-    # Everything loaded so far (ortools, the store, the sites) lives as long as the process:
-    # keep it out of the cyclic collector, whose full passes over it stalled plans by ~50 ms.
-    gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await service.stop()
-
-
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -71,23 +56,32 @@ def serve(
         hidden=True, help="simulation only: the simulated instant at --clock-epoch")] = None,
     clock_epoch: Annotated[float | None, typer.Option(
         hidden=True, help="simulation only: wall time (Unix s) the clock starts at")] = None,
+    shutdown_timeout: Annotated[float, typer.Option(
+        min=0, help="seconds a graceful stop may take before the process exits anyway")
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
-    """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT."""
+    """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT (a second one: at once)."""
     cfg = _config(config)
     configure_logging(cfg.log.format, cfg.log.level)
     clock: Clock | None = None
     if clock_speed != 1.0 or clock_start is not None:
         start = parse_iso(clock_start) if clock_start else datetime.now(UTC)
         clock = ScaledClock(start, clock_speed, clock_epoch or time.time())
-    asyncio.run(_serve(cfg, clock))
+    code = asyncio.run(run(cfg, clock, shutdown_timeout))
+    raise typer.Exit(code)
 
 
 async def _with_store(config: Config, fn: Any) -> Any:
     store = SqliteStore(config.store.path)
-    await store.open()
     try:
+        probe_sqlite(config.store.path)
+        await store.open()
         return await fn(store)
+    except sqlite3.Error as e:
+        say(f"cannot use database {config.store.path}: {e}")
+        raise typer.Exit(1) from None
     finally:
+        # Also after a failed open: the store's worker thread would keep the process alive.
         await store.close()
 
 
