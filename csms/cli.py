@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from csms.clock import Clock, ScaledClock, parse_iso
-from csms.config import Config, load_config
+from csms.config import Config, ConfigError, load_config
 from csms.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.logs import configure_logging
 from csms.security import hash_password
@@ -32,9 +32,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a t
 
 
 def _config(path: Path | None) -> Config:
+    """The config at `path`, else ./config.toml if present, else the defaults; exit 2 if bad."""
     if path is None and Path("config.toml").exists():
         path = Path("config.toml")
-    return load_config(path)
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.lines:
+            say(line)
+        raise typer.Exit(2) from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,11 +9,12 @@ import ssl
 from datetime import timedelta
 
 import structlog
+from pydantic import ValidationError
 
 from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
-from csms.config import Config
+from csms.config import Config, problems
 from csms.events import EventBus
 from csms.planner import Planner
 from csms.server import OcppServer, Registry
@@ -109,6 +110,10 @@ class Loadstar:
                 await self.planner.start(self.config.sites)
             except (sqlite3.Error, OSError) as e:
                 raise StartupError(f"cannot use database {db}: {error_text(e)}") from e
+            except ValidationError as e:
+                # Saved through the API under older rules; config.toml can replace it.
+                raise StartupError(f"a site stored in {db} is no longer valid: "
+                                   f"{problems(e)[0]}") from e
         ocpp = self.config.ocpp
         try:
             self.server.ssl_context()
