@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-import signal
+import sqlite3
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from csms.clock import Clock, ScaledClock, parse_iso
-from csms.config import Config, load_config
+from csms.config import Config, ConfigError, load_config
+from csms.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.logs import configure_logging
 from csms.security import hash_password
+from csms.service import error_text, probe_sqlite
 from csms.store import SqliteStore
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
@@ -31,9 +34,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a t
 
 
 def _config(path: Path | None) -> Config:
+    """The config at `path`, else ./config.toml if present, else the defaults; exit 2 if bad."""
     if path is None and Path("config.toml").exists():
         path = Path("config.toml")
-    return load_config(path)
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.lines:
+            say(line)
+        raise typer.Exit(2) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,22 +55,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _serve(config: Config, clock: Clock | None = None) -> None:
-    from csms.service import Loadstar
-
-    service = Loadstar(config, clock=clock)
-    await service.start()
-    # Everything loaded so far (ortools, the store, the sites) lives as long as the process:
-    # keep it out of the cyclic collector, whose full passes over it stalled plans by ~50 ms.
-    gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await service.stop()
-
-
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -71,23 +64,32 @@ def serve(
         hidden=True, help="simulation only: the simulated instant at --clock-epoch")] = None,
     clock_epoch: Annotated[float | None, typer.Option(
         hidden=True, help="simulation only: wall time (Unix s) the clock starts at")] = None,
+    shutdown_timeout: Annotated[float, typer.Option(
+        min=0, help="seconds a graceful stop may take before the process exits anyway")
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
-    """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT."""
+    """Run the CSMS (OCPP websocket server) until SIGTERM or SIGINT (a second one: at once)."""
     cfg = _config(config)
     configure_logging(cfg.log.format, cfg.log.level)
     clock: Clock | None = None
     if clock_speed != 1.0 or clock_start is not None:
         start = parse_iso(clock_start) if clock_start else datetime.now(UTC)
         clock = ScaledClock(start, clock_speed, clock_epoch or time.time())
-    asyncio.run(_serve(cfg, clock))
+    code = asyncio.run(run(cfg, clock, shutdown_timeout))
+    raise typer.Exit(code)
 
 
 async def _with_store(config: Config, fn: Any) -> Any:
     store = SqliteStore(config.store.path)
-    await store.open()
     try:
+        probe_sqlite(config.store.path)
+        await store.open()
         return await fn(store)
+    except sqlite3.Error as e:
+        say(f"cannot use database {config.store.path}: {e}")
+        raise typer.Exit(1) from None
     finally:
+        # Also after a failed open: the store's worker thread would keep the process alive.
         await store.close()
 
 
@@ -136,22 +138,77 @@ def add_charger(cp_id: str, config: ConfigOpt = None, password: Annotated[str | 
     typer.echo(f"registered {cp_id}" + (" with a password" if password else ""))
 
 
+class Protocol(StrEnum):
+    V16 = "ocpp1.6"
+    V201 = "ocpp2.0.1"
+    MIXED = "mixed"
+
+
+def _ws_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise typer.BadParameter(f"{value!r} is not a ws:// or wss:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r}: {e}") from None
+    return value
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"must be greater than 0, got {value:g}")
+    return value
+
+
+async def _unreachable(url: str, timeout_s: float = 5.0) -> str | None:
+    """Why no TCP connection opens to the URL's host and port; None when one does.
+
+    Only TCP: a websocket handshake would show up at the CSMS as a charger."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port), timeout_s)
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
+    except OSError as e:
+        return error_text(e)
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return None
+
+
 @app.command()
 def simulate(
-    url: Annotated[str, typer.Option(help="CSMS websocket base URL")] = "ws://127.0.0.1:9000/ocpp",
-    chargers: Annotated[int, typer.Option(help="number of chargers")] = 10,
-    protocol: Annotated[str, typer.Option(help="ocpp1.6 | ocpp2.0.1 | mixed")] = "mixed",
-    connectors: Annotated[int, typer.Option(help="connectors per charger")] = 1,
-    duration: Annotated[float, typer.Option(help="simulated seconds")] = 3600.0,
-    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 60.0,
+    url: Annotated[str, typer.Option(help="CSMS websocket base URL", callback=_ws_url)
+                   ] = "ws://127.0.0.1:9000/ocpp",
+    chargers: Annotated[int, typer.Option(min=1, help="number of chargers")] = 10,
+    protocol: Annotated[Protocol, typer.Option(help="what the chargers speak")] = Protocol.MIXED,
+    connectors: Annotated[int, typer.Option(min=1, help="connectors per charger")] = 1,
+    duration: Annotated[float, typer.Option(help="simulated seconds", callback=_positive)
+                        ] = 3600.0,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second",
+                                         callback=_positive)] = 60.0,
 ) -> None:
     """Run simulated chargers and EVs against a CSMS and print a summary."""
     from simulators.fleet import format_summary, run_fleet
 
     configure_logging("console", "warning")
-    summary = asyncio.run(run_fleet(url, chargers=chargers, protocol=protocol,
+    # Fail in seconds, not after the boot timeout, when nothing listens at the URL at all.
+    why = asyncio.run(_unreachable(url))
+    if why is not None:
+        say(f"cannot connect to {url}: {why}")
+        raise typer.Exit(1)
+    summary = asyncio.run(run_fleet(url, chargers=chargers, protocol=protocol.value,
                                     connectors=connectors, duration_s=duration, speed=speed))
     typer.echo(format_summary(summary))
+    if summary.booted == 0:
+        say(f"no charger could boot at {url}")
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

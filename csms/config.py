@@ -1,14 +1,44 @@
-"""Loadstar configuration, read from a TOML file into validated settings."""
+"""Loadstar configuration, read from a TOML file into validated settings.
+
+Validators of a whole section raise `_at(key, problem)` for a key below it, so the message
+names the full dotted key (see `_problem`).
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from csms.clock import parse_iso
 
 Subprotocol = Literal["ocpp2.0.1", "ocpp1.6"]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Id = Annotated[str, Field(min_length=1)]
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used: one `file: key: problem` line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _at(key: str, problem: str) -> PydanticCustomError:
+    """A problem with `key`, relative to the model whose validator raises it."""
+    return PydanticCustomError("config_key", "{key}: {problem}", {"key": key, "problem": problem})
 
 
 class _Section(BaseModel):
@@ -17,15 +47,15 @@ class _Section(BaseModel):
 
 class OcppConfig(_Section):
     host: str = "0.0.0.0"
-    port: int = 9000
+    port: Port = 9000
     subprotocols: list[Subprotocol] = Field(default_factory=lambda: ["ocpp2.0.1", "ocpp1.6"])
-    heartbeat_interval_s: int = 300
-    call_timeout_s: float = 30.0
-    max_frame_bytes: int = 65536
+    heartbeat_interval_s: PositiveInt = 300
+    call_timeout_s: Positive = 30.0
+    max_frame_bytes: PositiveInt = 65536
     allow_unknown_chargers: bool = True
     unknown_charger_status: Literal["Rejected", "Pending"] = "Rejected"
     authorize_all: bool = True
-    meter_sample_interval_s: int = 60
+    meter_sample_interval_s: NonNegativeInt = 60  # 0: no periodic samples
     meter_measurands: list[str] = Field(
         default_factory=lambda: [
             "Energy.Active.Import.Register",
@@ -37,78 +67,148 @@ class OcppConfig(_Section):
     configure_after_boot: bool = True
     # Charge point ids whose firmware breaks the schemas: violations are logged, not refused.
     relaxed_validation: list[str] = Field(default_factory=list)
-    ping_interval_s: float | None = 30.0
+    ping_interval_s: Positive | None = 30.0
     tls_cert: str = ""
     tls_key: str = ""
     require_auth: bool = False
     # One charger's share of the server: messages a second it may send (bursts up to
     # `message_burst`); past that its frames wait, so a flood slows only the flooder.
-    max_messages_per_s: float = 20.0
-    message_burst: int = 200
+    max_messages_per_s: Positive = 20.0
+    message_burst: PositiveInt = 200
     # Per source address: websocket upgrades, and failed Basic-auth attempts, before 429.
-    upgrades_per_address_per_s: float = 10.0
-    upgrade_burst: int = 200
-    failed_auth_per_address_per_min: float = 6.0
-    failed_auth_burst: int = 10
+    upgrades_per_address_per_s: Positive = 10.0
+    upgrade_burst: PositiveInt = 200
+    failed_auth_per_address_per_min: Positive = 6.0
+    failed_auth_burst: PositiveInt = 10
     # Password checks (scrypt) run on this many threads; more waiting than
     # `max_pending_auth` are refused with 503 rather than queued.
-    auth_workers: int = 2
-    max_pending_auth: int = 32
-    max_pending_auth_per_address: int = 4
+    auth_workers: PositiveInt = 2
+    max_pending_auth: PositiveInt = 32
+    max_pending_auth_per_address: PositiveInt = 4
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> OcppConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise _at(missing, f"required with {given}")
+        return self
 
 
 class HttpConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Port = 8080
 
 
 class StoreConfig(_Section):
-    path: str = "loadstar.db"
-    frame_log_retention_days: float = 7.0
-    plan_retention_days: float = 30.0
-    command_retention_days: float = 90.0
+    path: Id = "loadstar.db"
+    frame_log_retention_days: NonNegative = 7.0
+    plan_retention_days: NonNegative = 30.0
+    command_retention_days: NonNegative = 90.0
 
 
 class LogConfig(_Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: str = "info"
 
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in LEVELS:
+            raise ValueError(f"must be one of {', '.join(LEVELS)}, got {value!r}")
+        return value
+
 
 class LimitSpec(_Section):
     """A limit over time on a site or group (see loadmgmt.limits for the precedence)."""
 
     kind: Literal["default", "scheduled", "capacity", "dr_event", "external"]
-    power_kw: float | None = None
-    current_a: float | None = None
+    power_kw: NonNegative | None = None
+    current_a: NonNegative | None = None
     start_cron: str | None = None  # scheduled: in the site's time zone
     end_cron: str | None = None
     start: str | None = None  # capacity / dr_event / external: ISO 8601
     end: str | None = None
 
+    @model_validator(mode="after")
+    def _complete(self) -> LimitSpec:
+        # The planner skips a limit it cannot place in time; say so now instead.
+        if self.power_kw is None and self.current_a is None:
+            raise _at("power_kw", "a limit needs power_kw or current_a")
+        if self.kind == "scheduled":
+            for key in ("start_cron", "end_cron"):
+                expr = getattr(self, key)
+                if not expr:
+                    raise _at(key, "required for a scheduled limit")
+                if not croniter.is_valid(expr):
+                    raise _at(key, f"not a cron expression: {expr!r}")
+        elif self.kind != "default":
+            times = {}
+            for key in ("start", "end"):
+                text = getattr(self, key)
+                if not text:
+                    raise _at(key, f"required for a {self.kind} limit")
+                try:
+                    times[key] = parse_iso(text)
+                except ValueError:
+                    raise _at(key, f"not an ISO 8601 time: {text!r}") from None
+            if times["end"] <= times["start"]:
+                raise _at("end", "must be after start")
+        return self
+
 
 class GroupSpec(_Section):
-    id: str
+    id: Id
     parent: str | None = None  # another group's id; the site when absent
-    max_power_kw: float | None = None
-    max_current_a: float | None = None
+    max_power_kw: Positive | None = None
+    max_current_a: Positive | None = None
     chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
     limits: list[LimitSpec] = Field(default_factory=list)
 
 
 class SiteSpec(_Section):
-    id: str
-    max_power_kw: float
-    max_current_a: float | None = None
-    buffer: float = 0.02
+    id: Id
+    max_power_kw: Positive
+    max_current_a: Positive | None = None
+    buffer: Annotated[float, Field(ge=0, lt=1)] = 0.02
     timezone: str = "UTC"
     objective: Literal["load_sharing", "fleet", "off"] = "load_sharing"
-    min_power_kw: float = 1.0
-    power_step_kw: float | None = None
-    fallback_power_kw: float | None = None
+    min_power_kw: NonNegative = 1.0
+    power_step_kw: Positive | None = None
+    fallback_power_kw: NonNegative | None = None
     floors: Literal["fit", "zero"] = "fit"
     chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
     groups: list[GroupSpec] = Field(default_factory=list)
     limits: list[LimitSpec] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tree(self) -> SiteSpec:
+        """Group ids are unique, and parents are groups of this site with no cycle."""
+        parents: dict[str, str | None] = {}
+        for i, g in enumerate(self.groups):
+            if g.id in parents:
+                raise _at(f"groups[{i}].id", f"duplicate group id {g.id!r}")
+            if g.id == self.id:
+                raise _at(f"groups[{i}].id", f"{g.id!r} is the site's own id")
+            parents[g.id] = g.parent
+        for i, g in enumerate(self.groups):
+            if g.parent is not None and g.parent not in parents and g.parent != self.id:
+                raise _at(f"groups[{i}].parent", f"no group {g.parent!r} in site {self.id!r}")
+            seen, node = {g.id}, g.parent
+            while node is not None and node in parents:
+                if node in seen:
+                    raise _at(f"groups[{i}].parent", f"group {g.id!r} is its own ancestor")
+                seen.add(node)
+                node = parents[node]
+        return self
 
 
 class ChargerSpec(_Section):
@@ -116,46 +216,54 @@ class ChargerSpec(_Section):
 
     match: str = "*"
     current_type: Literal["DC", "AC_phase1", "AC_phase3_LN", "AC_phase3_LL"] = "AC_phase3_LN"
-    voltage_v: float = 230.0
-    power_factor: float = 1.0
-    phases: list[int] = Field(default_factory=lambda: [1, 2, 3])
-    max_power_kw: float = 22.0
-    max_current_a: float | None = 32.0
-    min_current_a: float = 6.0
-    priority: int = 3
+    voltage_v: Positive = 230.0
+    power_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
+    phases: list[Annotated[int, Field(ge=1, le=3)]] = Field(
+        default_factory=lambda: [1, 2, 3], min_length=1, max_length=3)
+    max_power_kw: Positive = 22.0
+    max_current_a: Positive | None = 32.0
+    min_current_a: NonNegative = 6.0
+    priority: Annotated[int, Field(ge=0, le=5)] = 3  # 0 opts out, 1 very high .. 5 very low
     # Unit of the profiles sent; None: amps for AC chargers that accept them, else watts.
     unit: Literal["A", "W"] | None = None
+
+    @field_validator("phases")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"phases repeat: {value}")
+        return value
 
 
 class LoadConfig(_Section):
     enabled: bool = True
-    default_site: str = "default"
-    coalesce_s: float = 0.5
-    solve_time_limit_s: float = 0.5
-    workers: int = 1
+    default_site: Id = "default"
+    coalesce_s: NonNegative = 0.5
+    solve_time_limit_s: Positive = 0.5
+    workers: PositiveInt = 1
     # TxProfiles lapse after this long unless renewed, so chargers fall back to their floor.
-    profile_validity_s: float = 300.0
-    hysteresis_a: float = 1.0
-    hysteresis_kw: float = 0.5
-    min_update_interval_s: float = 30.0
-    tx_profile_stack_level: int = 1
-    tx_default_stack_level: int = 0
+    profile_validity_s: Positive = 300.0
+    hysteresis_a: NonNegative = 1.0
+    hysteresis_kw: NonNegative = 0.5
+    min_update_interval_s: NonNegative = 30.0
+    tx_profile_stack_level: NonNegativeInt = 1
+    tx_default_stack_level: NonNegativeInt = 0
     # Accepted but not followed: measured draw above the limit by this much after a few
     # meter intervals flags the charger.
-    ignore_margin_kw: float = 1.0
-    ignore_after_samples: int = 2
+    ignore_margin_kw: NonNegative = 1.0
+    ignore_after_samples: PositiveInt = 2
     # Until a charger is seen drawing what a limit allows, keep room for its car's maximum
     # (its session, and the site's largest such idle connector) as far as minimums allow.
     guard_unproven: bool = True
     # A charger offline this long (and with no open session) leaves the plans, and so its
     # connectors' floors stop being reserved; it rejoins with its first message.
-    forget_offline_after_s: float = 7 * 86400.0
+    forget_offline_after_s: Positive = 7 * 86400.0
 
 
 class Config(BaseModel):
     """All settings; unknown keys are errors so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     ocpp: OcppConfig = Field(default_factory=OcppConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
@@ -165,19 +273,86 @@ class Config(BaseModel):
     sites: list[SiteSpec] = Field(default_factory=list)
     chargers: list[ChargerSpec] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> Config:
+        """Sites and groups are nodes of one tree each, but their ids share one namespace."""
+        owner: dict[str, str] = {}
+        for i, site in enumerate(self.sites):
+            if site.id in owner:
+                raise _at(f"sites[{i}].id", f"duplicate id {site.id!r} (also {owner[site.id]})")
+            owner[site.id] = f"sites[{i}]"
+        for i, site in enumerate(self.sites):
+            for j, group in enumerate(site.groups):
+                key = f"sites[{i}].groups[{j}]"
+                if group.id in owner:
+                    raise _at(f"{key}.id", f"duplicate id {group.id!r} (also {owner[group.id]})")
+                owner[group.id] = key
+        return self
+
 
 def load_config(path: str | Path | None) -> Config:
-    """Read `path` (TOML) into a Config; a missing path gives the embedded defaults."""
+    """Read `path` (TOML) into a Config; None gives the embedded defaults.
+
+    Raises ConfigError naming the file (and the key or line) for anything it cannot use.
+    """
     if path is None:
         return Config()
     p = Path(path)
-    if not p.exists():
-        return Config()
-    with p.open("rb") as f:
-        data = tomllib.load(f)
-    config = Config.model_validate(data)
+    try:
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found"]) from None
+    except OSError as e:
+        raise ConfigError([f"{p}: cannot read: {e.strerror or e}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{p}: not UTF-8 text: {e.reason}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{p}: {_toml_problem(str(e))}"]) from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError([f"{p}: {line}" for line in problems(e)]) from None
     # A relative database path is relative to the config file, not the working directory.
     db = Path(config.store.path)
     if not db.is_absolute():
         config.store.path = str((p.parent / db).resolve())
     return config
+
+
+def _toml_problem(message: str) -> str:
+    """'line N: what' from tomllib's 'what (at line N, column C)'."""
+    m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)
+    if m is None:
+        return f"invalid TOML: {message}"
+    return f"line {m[2]}: invalid TOML: {m[1]} (column {m[3]})"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def problems(error: ValidationError) -> list[str]:
+    """Each problem pydantic found, as 'dotted.key: problem'."""
+    return [_problem(err) for err in error.errors()]
+
+
+def _problem(err: Any) -> str:
+    """One pydantic error as 'dotted.key: problem'."""
+    loc, kind, msg = tuple(err["loc"]), err["type"], str(err["msg"])
+    if kind == "extra_forbidden":
+        return f"{_dotted(loc)}: unknown {'section' if len(loc) == 1 else 'key'}"
+    if kind == "missing":
+        return f"{_dotted(loc)}: required key missing"
+    if kind == "config_key":
+        ctx = err["ctx"]
+        head = _dotted(loc)
+        return f"{head + '.' if head else ''}{ctx['key']}: {ctx['problem']}"
+    if kind == "value_error":
+        return f"{_dotted(loc) or '(top level)'}: {msg.removeprefix('Value error, ')}"
+    value = err.get("input")
+    got = f", got {value!r}" if isinstance(value, str | int | float | bool) else ""
+    return f"{_dotted(loc) or '(top level)'}: {msg[:1].lower() + msg[1:]}{got}"

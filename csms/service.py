@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
+import sqlite3
+import ssl
 from datetime import timedelta
 
 import structlog
+from pydantic import ValidationError
 
 from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
-from csms.config import Config
+from csms.config import Config, problems
 from csms.events import EventBus
 from csms.planner import Planner
 from csms.server import OcppServer, Registry
@@ -20,12 +23,42 @@ from csms.store import SqliteStore, Store
 
 log = structlog.get_logger("csms.service")
 
+HOUSEKEEPING_INTERVAL_S = 1.0
+PRUNE_INTERVAL_S = 3600.0
+# While housekeeping keeps failing (a full disk), repeat the error this often, not every tick.
+FAILURE_LOG_EVERY = 60
+
+
+class StartupError(Exception):
+    """Loadstar cannot start; the message is one line for the operator."""
+
+
+def error_text(exc: BaseException) -> str:
+    """The operating system's words for an OSError (without asyncio's wrapping), else str()."""
+    if isinstance(exc, ssl.SSLError):  # its errno is OpenSSL's, not the operating system's
+        return str(exc.strerror or exc)
+    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def probe_sqlite(path: str) -> None:
+    """Open and close `path` with plain sqlite3, raising sqlite3.Error if it cannot be opened.
+
+    When aiosqlite's own connect fails, its worker thread reports to the event loop after
+    asyncio.run has closed it and dies with a traceback on stderr; fail here first instead.
+    """
+    sqlite3.connect(path).close()
+
 
 class Loadstar:
     """One running CSMS: start() it, use `commands` and `store`, then stop() it."""
 
     def __init__(self, config: Config, clock: Clock | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, *,
+                 housekeeping_interval_s: float = HOUSEKEEPING_INTERVAL_S) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or SqliteStore(config.store.path)
@@ -42,27 +75,76 @@ class Loadstar:
                                    config.load)
             self.bus.listen(self.planner.on_event)
         self._housekeeping: asyncio.Task[None] | None = None
+        self._housekeeping_interval_s = housekeeping_interval_s
+        # Set (with `failure`) when a background task cannot go on: the process should end.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
 
     @property
     def ocpp_port(self) -> int:
         return self.server.port
 
     async def start(self) -> None:
-        """Open the store (migrating it), forget stale online flags, start listening."""
-        await self.store.open()
-        await self.store.mark_all_offline()
+        """Open the store (migrating it), forget stale online flags, start listening.
+
+        Raises StartupError for what the operator must fix (database, certificate, port), having
+        closed what was opened: the store's worker thread would keep the process alive.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self._abandon_start()
+            raise
+
+    async def _start(self) -> None:
+        db = self.config.store.path
+        try:
+            if isinstance(self.store, SqliteStore):
+                probe_sqlite(db)
+            await self.store.open()
+            await self.store.mark_all_offline()
+        except (sqlite3.Error, OSError) as e:
+            raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
         if self.planner is not None:
-            await self.planner.start(self.config.sites)
-        await self.server.start()
+            try:
+                await self.planner.start(self.config.sites)
+            except (sqlite3.Error, OSError) as e:
+                raise StartupError(f"cannot use database {db}: {error_text(e)}") from e
+            except ValidationError as e:
+                # Saved through the API under older rules; config.toml can replace it.
+                raise StartupError(f"a site stored in {db} is no longer valid: "
+                                   f"{problems(e)[0]}") from e
+        ocpp = self.config.ocpp
+        try:
+            self.server.ssl_context()
+        except (OSError, ssl.SSLError) as e:
+            raise StartupError(f"cannot load TLS certificate {ocpp.tls_cert} / key "
+                               f"{ocpp.tls_key}: {error_text(e)}") from e
+        try:
+            await self.server.start()
+        except OSError as e:
+            raise StartupError(f"cannot listen on {ocpp.host}:{ocpp.port}: {error_text(e)}") from e
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        self._housekeeping.add_done_callback(self._housekeeping_ended)
+
+    async def _abandon_start(self) -> None:
+        """Undo a partial start, best effort: each step may fail for the reason start did."""
+        steps = [self.server.stop, self.store.close]
+        if self.planner is not None:
+            steps.insert(0, self.planner.stop)
+        for step in steps:
+            try:
+                await step()
+            except Exception as e:  # the start-up error is the one to report
+                log.warning("start_cleanup_failed", step=step.__qualname__, error=error_text(e))
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, close sockets, flush and close the store."""
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
-            self._housekeeping = None
+            task, self._housekeeping = self._housekeeping, None
+            task.cancel()
+            # Waited for, not awaited: a failure of its own was reported when it ended.
+            await asyncio.wait([task])
         # Closing the sockets ends the calls under way; their endings are recorded before the
         # store closes.
         await self.server.stop()
@@ -73,14 +155,43 @@ class Loadstar:
         log.info("stopped")
 
     async def _housekeep(self) -> None:
-        """Flush the frame log every second; prune frames, plans and commands hourly."""
-        ticks = 0
+        """Flush the frame log every second; prune frames, plans and commands hourly.
+
+        A failing round (a full disk, a locked database) is logged and retried next round.
+        """
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
+        failures = 0
         while True:
-            await asyncio.sleep(1.0)
-            await self.store.flush()
-            ticks += 1
-            if ticks % 3600 == 1:
-                await self.prune()
+            await asyncio.sleep(self._housekeeping_interval_s)
+            try:
+                await self.store.flush()
+                if loop.time() >= next_prune:
+                    await self.prune()
+                    next_prune = loop.time() + PRUNE_INTERVAL_S
+            except Exception as e:  # any failure is retried, none ends the loop
+                failures += 1
+                if failures % FAILURE_LOG_EVERY == 1:
+                    log.error("housekeeping_failed", error=error_text(e),
+                              error_type=type(e).__name__, consecutive=failures)
+                continue
+            if failures:
+                log.info("housekeeping_recovered", failed_rounds=failures)
+                failures = 0
+
+    def _housekeeping_ended(self, task: asyncio.Task[None]) -> None:
+        """Housekeeping only ends when cancelled; anything else must stop the process."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        self.fail(f"housekeeping stopped: {error_text(exc) if exc else 'returned'}")
+
+    def fail(self, reason: str) -> None:
+        """Report that Loadstar cannot go on; `loadstar serve` then stops and exits non-zero."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("fatal", reason=reason)
+        self.failed.set()
 
     async def prune(self) -> None:
         """Delete frames, plans and finished commands older than their retention."""

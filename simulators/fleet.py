@@ -227,7 +227,8 @@ async def run_fleet(
             for car in cars
             if car.charger < len(fleet) and fleet[car.charger].booted.is_set()
         ))
-        await clock.sleep((t0 + timedelta(seconds=duration_s) - clock.now()).total_seconds())
+        if summary.booted:  # with no charger up there is nothing to wait out
+            await clock.sleep((t0 + timedelta(seconds=duration_s) - clock.now()).total_seconds())
         for c in fleet:
             for n, conn in c.conns.items():
                 if conn.ev is not None:
