@@ -121,7 +121,7 @@ def test_a_good_config_keeps_its_tree_and_makes_the_database_path_absolute(
 def test_the_cli_prints_one_line_per_problem_and_exits_2(tmp_path: Path, verb: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[ocp]\n[ocpp]\nport = 70000\n")
-    done = subprocess.run([sys.executable, "-m", "csms.cli", verb, "--config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", verb, "--config", str(path)],
                           capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -132,6 +132,6 @@ def test_the_cli_prints_one_line_per_problem_and_exits_2(tmp_path: Path, verb: s
 
 
 def test_the_cli_refuses_a_missing_config_file(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "csms.cli", "serve", "--config", "nope.toml"],
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", "serve", "--config", "nope.toml"],
                           capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert (done.returncode, done.stderr) == (2, "loadstar: nope.toml: file not found\n")

@@ -29,7 +29,7 @@ class ServeProcess:
         """Start the child and wait until it logs that it listens."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "csms.cli", "serve", "--config", str(self.config), *self.args,
+            sys.executable, "-m", "adapters.cli", "serve", "--config", str(self.config), *self.args,
             stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
         )
         assert self.proc.stderr is not None

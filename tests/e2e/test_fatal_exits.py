@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from csms import lifecycle
+from adapters.cli import lifecycle
 from csms.service import Loadstar
 from csms.store import SqliteStore
 from tests.conftest import make_config
@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, db: Path | str, port: int = 0) -> Path:
 
 async def serve(config: Path, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", "serve", "--config", str(config), *args,
+        sys.executable, "-m", "adapters.cli", "serve", "--config", str(config), *args,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env=dict(os.environ, PYTHONUNBUFFERED="1"))
 

@@ -17,7 +17,7 @@ async def cli_json(db: str, tmp_path: Path, *args: str) -> list[dict]:
     cfg = tmp_path / "cli.toml"
     cfg.write_text(f'[store]\npath = "{db}"\n')
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", *args, "--json", "--config", str(cfg),
+        sys.executable, "-m", "adapters.cli", *args, "--json", "--config", str(cfg),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()

@@ -17,7 +17,7 @@ from csms.service import Loadstar
 async def test_simulate_command_runs_a_mixed_fleet_and_the_store_agrees(server: Loadstar) -> None:
     url = f"ws://127.0.0.1:{server.ocpp_port}/ocpp"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "csms.cli", "simulate", "--url", url, "--chargers", "4",
+        sys.executable, "-m", "adapters.cli", "simulate", "--url", url, "--chargers", "4",
         "--protocol", "mixed", "--connectors", "2", "--duration", "600", "--speed", "120",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -32,7 +32,7 @@ async def test_simulate_command_runs_a_mixed_fleet_and_the_store_agrees(server: 
 
 
 def simulate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "csms.cli", "simulate", *args],
+    return subprocess.run([sys.executable, "-m", "adapters.cli", "simulate", *args],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -1,10 +1,8 @@
-"""kW <-> A conversion and the rule that loadmgmt stays pure."""
+"""kW <-> A conversion. (That loadmgmt stays pure is checked in tests/test_architecture.py.)"""
 
 from __future__ import annotations
 
-import ast
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -49,30 +47,3 @@ def test_22_kw_three_phase_is_32_a_and_208_v_line_to_line_loads_two_phases() -> 
     assert set(per) == {1, 2} and per[1] * 208 == pytest.approx(1.0)
     assert ll.min_w() == pytest.approx(6 * 208)
 
-
-FORBIDDEN = {
-    "asyncio",
-    "sqlite3",
-    "aiosqlite",
-    "websockets",
-    "csms",
-    "adapters",
-    "simulators",
-    "socket",
-    "requests",
-    "httpx",
-}
-
-
-def test_loadmgmt_imports_no_io_and_nothing_above_it() -> None:
-    root = Path(__file__).resolve().parents[2] / "loadmgmt"
-    for path in root.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"

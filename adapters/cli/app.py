@@ -1,4 +1,8 @@
-"""The `loadstar` command: serve, the operator read path, charger registration, simulate."""
+"""The `loadstar` verbs: serve, the operator read path, charger registration, simulate.
+
+Each verb parses its options and prints; `lifecycle` runs `serve`, `simulate` runs the
+simulators.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,20 @@ import sqlite3
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli import simulate as simulation
+from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.clock import Clock, ScaledClock, parse_iso
 from csms.config import Config, ConfigError, load_config
-from csms.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.logs import configure_logging
 from csms.security import hash_password
-from csms.service import error_text, probe_sqlite
+from csms.service import probe_sqlite
 from csms.store import SqliteStore
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
@@ -138,78 +141,21 @@ def add_charger(cp_id: str, config: ConfigOpt = None, password: Annotated[str | 
     typer.echo(f"registered {cp_id}" + (" with a password" if password else ""))
 
 
-class Protocol(StrEnum):
-    V16 = "ocpp1.6"
-    V201 = "ocpp2.0.1"
-    MIXED = "mixed"
-
-
-def _ws_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise typer.BadParameter(f"{value!r} is not a ws:// or wss:// URL with a host")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError as e:
-        raise typer.BadParameter(f"{value!r}: {e}") from None
-    return value
-
-
-def _positive(value: float) -> float:
-    if not value > 0:
-        raise typer.BadParameter(f"must be greater than 0, got {value:g}")
-    return value
-
-
-async def _unreachable(url: str, timeout_s: float = 5.0) -> str | None:
-    """Why no TCP connection opens to the URL's host and port; None when one does.
-
-    Only TCP: a websocket handshake would show up at the CSMS as a charger."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, port), timeout_s)
-    except TimeoutError:
-        return f"no answer within {timeout_s:g} s"
-    except OSError as e:
-        return error_text(e)
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return None
-
-
 @app.command()
 def simulate(
-    url: Annotated[str, typer.Option(help="CSMS websocket base URL", callback=_ws_url)
+    url: Annotated[str, typer.Option(help="CSMS websocket base URL", callback=simulation.ws_url)
                    ] = "ws://127.0.0.1:9000/ocpp",
     chargers: Annotated[int, typer.Option(min=1, help="number of chargers")] = 10,
-    protocol: Annotated[Protocol, typer.Option(help="what the chargers speak")] = Protocol.MIXED,
+    protocol: Annotated[simulation.Protocol, typer.Option(help="what the chargers speak")
+                        ] = simulation.Protocol.MIXED,
     connectors: Annotated[int, typer.Option(min=1, help="connectors per charger")] = 1,
-    duration: Annotated[float, typer.Option(help="simulated seconds", callback=_positive)
-                        ] = 3600.0,
+    duration: Annotated[float, typer.Option(help="simulated seconds",
+                                            callback=simulation.positive)] = 3600.0,
     speed: Annotated[float, typer.Option(help="simulated seconds per real second",
-                                         callback=_positive)] = 60.0,
+                                         callback=simulation.positive)] = 60.0,
 ) -> None:
     """Run simulated chargers and EVs against a CSMS and print a summary."""
-    from simulators.fleet import format_summary, run_fleet
+    code = simulation.run(url, chargers=chargers, protocol=protocol, connectors=connectors,
+                          duration_s=duration, speed=speed)
+    raise typer.Exit(code)
 
-    configure_logging("console", "warning")
-    # Fail in seconds, not after the boot timeout, when nothing listens at the URL at all.
-    why = asyncio.run(_unreachable(url))
-    if why is not None:
-        say(f"cannot connect to {url}: {why}")
-        raise typer.Exit(1)
-    summary = asyncio.run(run_fleet(url, chargers=chargers, protocol=protocol.value,
-                                    connectors=connectors, duration_s=duration, speed=speed))
-    typer.echo(format_summary(summary))
-    if summary.booted == 0:
-        say(f"no charger could boot at {url}")
-        raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()

@@ -1,4 +1,10 @@
-"""Run one Loadstar until a signal or a fatal failure, and end the process cleanly either way.
+"""`loadstar serve`: run Loadstar until a signal or a fatal failure, and end the process cleanly
+either way.
+
+`run` is the one place that starts, and stops, what serves: the core built by
+`csms.service.Loadstar` (store, OCPP server, planner, commands). Whatever else serves on the
+same event loop (the HTTP app of `adapters.http`) is started after the core and stopped before
+it, here, under the same signals and shutdown timeout.
 
 Every fatal ending prints one `loadstar: ...` line on stderr and gives a non-zero exit code;
 none leaves the process hanging on the store's worker thread.
@@ -19,7 +25,7 @@ from csms.clock import Clock
 from csms.config import Config
 from csms.service import Loadstar, StartupError
 
-log = structlog.get_logger("csms.lifecycle")
+log = structlog.get_logger("adapters.cli.lifecycle")
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
