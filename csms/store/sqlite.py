@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
@@ -35,6 +33,7 @@ from csms.store.base import (
     StoreHealth,
 )
 from csms.store.migrations import MIGRATIONS
+from csms.store.writer import BatchWriter
 
 log = structlog.get_logger("csms.store")
 
@@ -63,146 +62,109 @@ def _energy_wh(samples: Iterable[Sample]) -> list[float]:
     return out
 
 
+Db = sqlite3.Connection
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _write(
-    method: Callable[Concatenate[SqliteStore, P], Awaitable[R]],
+def _writes(
+    method: Callable[Concatenate[SqliteStore, sqlite3.Connection, P], R],
 ) -> Callable[Concatenate[SqliteStore, P], Awaitable[R]]:
-    """Run a write to its end (commit or rollback) even if the caller is cancelled.
+    """Make a write (a plain function of the write connection) an awaitable group-commit job.
 
-    A cancellation that lands between BEGIN and COMMIT would otherwise leave the one shared
-    connection inside a transaction, and every later write would fail. The caller still sees
-    its CancelledError; it was never acknowledged, so nothing is lost.
+    The caller gets the result once the job's group is committed; see csms.store.writer.
     """
 
     @functools.wraps(method)
-    async def run(self: SqliteStore, *args: P.args, **kwargs: P.kwargs) -> R:
-        task = asyncio.ensure_future(method(self, *args, **kwargs))
-        self._writes.add(task)
-        task.add_done_callback(self._write_done)
-        return await asyncio.shield(task)
+    async def submit(self: SqliteStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.writer.submit(lambda db: method(self, db, *args, **kwargs))
 
-    return run
+    return submit
+
+
+def _one(db: Db, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(sql, params).fetchone()
+    return row
 
 
 class SqliteStore:
-    """The embedded store. All writes are serialised through one lock and one connection."""
+    """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
         self._frames: list[FrameRecord] = []
-        self._writes: set[asyncio.Future[Any]] = set()
-        self.health = StoreHealth()
+        self.writer = BatchWriter(self._connect_writer, self._write_frames)
+
+    @property
+    def health(self) -> StoreHealth:
+        return self.writer.health
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Open the file, switch to WAL, and apply pending migrations."""
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process; only power loss can drop the last commit.
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = row[0] if row else 0
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self._db.executescript(
-                f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;"
-            )
+            db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+        return db
+
+    async def open(self) -> None:
+        """Open the file, switch to WAL, apply pending migrations; then the reading side."""
+        await self.writer.start()
+        try:
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._db.row_factory = aiosqlite.Row
+            await self._db.execute("PRAGMA busy_timeout=5000")
+        except BaseException:
+            await self.writer.stop()
+            raise
 
     async def close(self) -> None:
-        """Flush buffered frames and close the connection."""
+        """Finish submitted writes, flush buffered frames and close both connections."""
         if self._db is None:
             return
-        # Writes whose callers were cancelled still finish before the connection goes.
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
         try:
             await self.flush()
         finally:
+            await self.writer.stop()
             await self._db.close()
             self._db = None
 
-    def _write_done(self, task: asyncio.Future[Any]) -> None:
-        self._writes.discard(task)
-        # Mark the outcome retrieved: a caller that was cancelled never reads it, and the
-        # failure is already counted in `health` and raised to any caller still waiting.
-        if not task.cancelled():
-            task.exception()
-
-    @_write
     async def flush(self) -> None:
         """Write buffered frame-log entries."""
-        if not self._frames:
-            return
-        async with self._tx():
-            pass
+        if self._frames:
+            await self.writer.submit(lambda db: None)
+
+    def _write_frames(self, db: Db) -> Callable[[bool], None]:
+        """Write the buffered frames with the group (in the writer thread); keep them if the
+        group is not committed."""
+        frames, self._frames = self._frames, []
+        if frames:
+            db.executemany(
+                "INSERT INTO frames (ts, cp_id, direction, message_type, unique_id,"
+                " action, text) VALUES (?,?,?,?,?,?,?)",
+                [(_ts(f.timestamp), f.cp_id, f.direction, f.message_type, f.unique_id,
+                  f.action, f.text) for f in frames],
+            )
+
+        def committed(ok: bool) -> None:
+            if not ok:
+                self._frames[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._frames))]
+
+        return committed
 
     @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; buffered frames ride along so the log costs no extra commit.
-
-        Only called inside a `_write` method, so nothing can cancel it half way.
-        """
-        async with self._lock:
-            db = self.db
-            frames: list[FrameRecord] = []
-            try:
-                if db.in_transaction:
-                    # Should not happen any more; heal rather than fail every write after it.
-                    log.error("store_healed_open_transaction")
-                    await db.execute("ROLLBACK")
-                await db.execute("BEGIN IMMEDIATE")
-                yield db
-                if self._frames:
-                    frames, self._frames = self._frames, []
-                    await db.executemany(
-                        "INSERT INTO frames (ts, cp_id, direction, message_type, unique_id,"
-                        " action, text) VALUES (?,?,?,?,?,?,?)",
-                        [
-                            (_ts(f.timestamp), f.cp_id, f.direction, f.message_type,
-                             f.unique_id, f.action, f.text)
-                            for f in frames
-                        ],
-                    )
-                await db.execute("COMMIT")
-            except BaseException as exc:
-                await self._rollback(db)
-                # The frames were not written: keep them for the next commit.
-                self._frames[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._frames))]
-                was_ok = self.health.ok
-                self.health.failed(exc, self._now())
-                if was_ok and not self.health.ok:
-                    log.error("store_write_failing", error=self.health.last_error)
-                raise
-            if not self.health.ok:
-                log.warning("store_recovered", failures=self.health.consecutive_failures)
-            self.health.succeeded(self._now())
-
-    async def _rollback(self, db: aiosqlite.Connection) -> None:
-        """Roll back whatever is open; never hide the error that got us here."""
-        if not db.in_transaction:
-            return  # SQLite already rolled back (e.g. disk full), or BEGIN never ran
-        try:
-            await db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            log.error("store_rollback_failed", error=str(exc))
-
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
 
     async def _one(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, params) as cur:
@@ -214,45 +176,42 @@ class SqliteStore:
 
     # -- charge points ---------------------------------------------------------------------
 
-    @_write
-    async def record_boot(self, event: Booted, now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO charge_points (cp_id, protocol, vendor, model, serial, firmware,"
-                " online, last_seen, booted_at) VALUES (?,?,?,?,?,?,1,?,?)"
-                " ON CONFLICT (cp_id) DO UPDATE SET protocol=excluded.protocol,"
-                " vendor=excluded.vendor, model=excluded.model, serial=excluded.serial,"
-                " firmware=excluded.firmware, online=1, last_seen=excluded.last_seen,"
-                " booted_at=excluded.booted_at",
-                (event.cp_id, event.protocol, event.vendor, event.model, event.serial,
-                 event.firmware, _ts(now), _ts(now)),
-            )
+    @_writes
+    def record_boot(self, db: Db, event: Booted, now: datetime) -> None:
+        db.execute(
+            "INSERT INTO charge_points (cp_id, protocol, vendor, model, serial, firmware,"
+            " online, last_seen, booted_at) VALUES (?,?,?,?,?,?,1,?,?)"
+            " ON CONFLICT (cp_id) DO UPDATE SET protocol=excluded.protocol,"
+            " vendor=excluded.vendor, model=excluded.model, serial=excluded.serial,"
+            " firmware=excluded.firmware, online=1, last_seen=excluded.last_seen,"
+            " booted_at=excluded.booted_at",
+            (event.cp_id, event.protocol, event.vendor, event.model, event.serial,
+             event.firmware, _ts(now), _ts(now)),
+        )
 
-    @_write
-    async def set_online(self, cp_id: str, online: bool, protocol: str | None,
-                         now: datetime) -> None:
+    @_writes
+    def set_online(self, db: Db, cp_id: str, online: bool, protocol: str | None,
+                   now: datetime) -> None:
         # Only chargers that booted or were registered have a row: a bare connection adds none.
-        async with self._tx() as db:
-            await db.execute(
-                "UPDATE charge_points SET online=?, last_seen=?,"
-                " protocol=coalesce(?, protocol) WHERE cp_id=?",
-                (int(online), _ts(now), protocol, cp_id),
-            )
+        db.execute(
+            "UPDATE charge_points SET online=?, last_seen=?,"
+            " protocol=coalesce(?, protocol) WHERE cp_id=?",
+            (int(online), _ts(now), protocol, cp_id),
+        )
 
-    @_write
-    async def mark_all_offline(self) -> None:
-        async with self._tx() as db:
-            await db.execute("UPDATE charge_points SET online=0")
+    @_writes
+    def mark_all_offline(self, db: Db) -> None:
+        db.execute("UPDATE charge_points SET online=0")
 
-    @_write
-    async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO charge_points (cp_id, registered, password_hash) VALUES (?,1,?)"
-                " ON CONFLICT (cp_id) DO UPDATE SET registered=1,"
-                " password_hash=coalesce(excluded.password_hash, charge_points.password_hash)",
-                (cp_id, password_hash),
-            )
+    @_writes
+    def register_charge_point(self, db: Db, cp_id: str,
+                              password_hash: str | None = None) -> None:
+        db.execute(
+            "INSERT INTO charge_points (cp_id, registered, password_hash) VALUES (?,1,?)"
+            " ON CONFLICT (cp_id) DO UPDATE SET registered=1,"
+            " password_hash=coalesce(excluded.password_hash, charge_points.password_hash)",
+            (cp_id, password_hash),
+        )
 
     async def get_password_hash(self, cp_id: str) -> str | None:
         row = await self._one("SELECT password_hash FROM charge_points WHERE cp_id=?", (cp_id,))
@@ -297,20 +256,19 @@ class SqliteStore:
             for r in cps
         ]
 
-    @_write
-    async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
-        async with self._tx() as db:
-            row = await self._one("SELECT capabilities FROM charge_points WHERE cp_id=?", (cp_id,))
-            merged = json.loads(row["capabilities"]) if row else {}
-            merged.update(capabilities)
-            await db.execute(
-                "UPDATE charge_points SET capabilities=? WHERE cp_id=?",
-                (json.dumps(merged, sort_keys=True), cp_id),
-            )
+    @_writes
+    def save_capabilities(self, db: Db, cp_id: str, capabilities: dict[str, Any]) -> None:
+        row = _one(db, "SELECT capabilities FROM charge_points WHERE cp_id=?", (cp_id,))
+        merged = json.loads(row["capabilities"]) if row else {}
+        merged.update(capabilities)
+        db.execute(
+            "UPDATE charge_points SET capabilities=? WHERE cp_id=?",
+            (json.dumps(merged, sort_keys=True), cp_id),
+        )
 
-    @_write
-    async def save_variables(self, cp_id: str, variables: list[dict[str, Any]],
-                             now: datetime) -> None:
+    @_writes
+    def save_variables(self, db: Db, cp_id: str, variables: list[dict[str, Any]],
+                       now: datetime) -> None:
         rows = []
         for v in variables:
             comp = v.get("component", {})
@@ -321,12 +279,11 @@ class SqliteStore:
                     cp_id, comp.get("name", ""), evse, var.get("name", ""),
                     attr.get("type", "Actual"), attr.get("value"), json.dumps(v), _ts(now),
                 ))
-        async with self._tx() as db:
-            await db.executemany(
-                "INSERT OR REPLACE INTO variables (cp_id, component, evse_id, variable,"
-                " attribute, value, raw, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                rows,
-            )
+        db.executemany(
+            "INSERT OR REPLACE INTO variables (cp_id, component, evse_id, variable,"
+            " attribute, value, raw, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
 
     async def get_variables(self, cp_id: str) -> list[dict[str, Any]]:
         rows = await self._all(
@@ -336,47 +293,44 @@ class SqliteStore:
         )
         return [dict(r) for r in rows]
 
-    @_write
-    async def record_status(self, event: StatusChanged) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO connectors (cp_id, connector_id, evse_connector_id, status,"
-                " error_code, info, updated_at) VALUES (?,?,?,?,?,?,?)"
-                " ON CONFLICT (cp_id, connector_id) DO UPDATE SET status=excluded.status,"
-                " error_code=excluded.error_code, info=excluded.info,"
-                " evse_connector_id=coalesce(excluded.evse_connector_id,"
-                " connectors.evse_connector_id), updated_at=excluded.updated_at",
-                (event.cp_id, event.connector_id, event.evse_connector_id, event.status,
-                 event.error_code, event.info, _ts(event.timestamp)),
-            )
-            await db.execute(
-                "INSERT INTO status_history (cp_id, connector_id, status, error_code, info, ts)"
-                " VALUES (?,?,?,?,?,?)",
-                (event.cp_id, event.connector_id, event.status, event.error_code, event.info,
-                 _ts(event.timestamp)),
-            )
+    @_writes
+    def record_status(self, db: Db, event: StatusChanged) -> None:
+        db.execute(
+            "INSERT INTO connectors (cp_id, connector_id, evse_connector_id, status,"
+            " error_code, info, updated_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT (cp_id, connector_id) DO UPDATE SET status=excluded.status,"
+            " error_code=excluded.error_code, info=excluded.info,"
+            " evse_connector_id=coalesce(excluded.evse_connector_id,"
+            " connectors.evse_connector_id), updated_at=excluded.updated_at",
+            (event.cp_id, event.connector_id, event.evse_connector_id, event.status,
+             event.error_code, event.info, _ts(event.timestamp)),
+        )
+        db.execute(
+            "INSERT INTO status_history (cp_id, connector_id, status, error_code, info, ts)"
+            " VALUES (?,?,?,?,?,?)",
+            (event.cp_id, event.connector_id, event.status, event.error_code, event.info,
+             _ts(event.timestamp)),
+        )
 
-    @_write
-    async def record_charger_event(self, cp_id: str, kind: str, payload: dict[str, Any],
-                                   now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO charger_events (cp_id, kind, payload, ts) VALUES (?,?,?,?)",
-                (cp_id, kind, json.dumps(payload), _ts(now)),
-            )
+    @_writes
+    def record_charger_event(self, db: Db, cp_id: str, kind: str, payload: dict[str, Any],
+                             now: datetime) -> None:
+        db.execute(
+            "INSERT INTO charger_events (cp_id, kind, payload, ts) VALUES (?,?,?,?)",
+            (cp_id, kind, json.dumps(payload), _ts(now)),
+        )
 
-    @_write
-    async def save_ev_charging_needs(self, event: EvChargingNeeds, now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO ev_charging_needs (cp_id, connector_id, requested_energy_transfer,"
-                " departure, energy_amount_wh, ev_max_power_w, ev_max_current_a,"
-                " ev_min_current_a, raw, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (event.cp_id, event.connector_id, event.requested_energy_transfer,
-                 _ts(event.departure), event.energy_amount_wh, event.ev_max_power_w,
-                 event.ev_max_current_a, event.ev_min_current_a, json.dumps(event.raw),
-                 _ts(now)),
-            )
+    @_writes
+    def save_ev_charging_needs(self, db: Db, event: EvChargingNeeds, now: datetime) -> None:
+        db.execute(
+            "INSERT INTO ev_charging_needs (cp_id, connector_id, requested_energy_transfer,"
+            " departure, energy_amount_wh, ev_max_power_w, ev_max_current_a,"
+            " ev_min_current_a, raw, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (event.cp_id, event.connector_id, event.requested_energy_transfer,
+             _ts(event.departure), event.energy_amount_wh, event.ev_max_power_w,
+             event.ev_max_current_a, event.ev_min_current_a, json.dumps(event.raw),
+             _ts(now)),
+        )
 
     async def latest_ev_charging_needs(self, cp_id: str, connector_id: int) -> dict | None:
         row = await self._one(
@@ -394,65 +348,65 @@ class SqliteStore:
             return None
         return IdTagInfo(row["status"], _dt(row["expiry"]), row["parent_id_tag"])
 
-    @_write
-    async def put_id_tag(self, id_tag: str, status: str, expiry: datetime | None = None,
-                         parent_id_tag: str | None = None) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO id_tags (id_tag, status, expiry, parent_id_tag)"
-                " VALUES (?,?,?,?)",
-                (id_tag, status, _ts(expiry), parent_id_tag),
-            )
+    @_writes
+    def put_id_tag(self, db: Db, id_tag: str, status: str, expiry: datetime | None = None,
+                   parent_id_tag: str | None = None) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO id_tags (id_tag, status, expiry, parent_id_tag)"
+            " VALUES (?,?,?,?)",
+            (id_tag, status, _ts(expiry), parent_id_tag),
+        )
 
     # -- transactions ----------------------------------------------------------------------
 
-    @_write
-    async def start_transaction(self, event: TransactionStarted) -> tuple[int, bool]:
+    @_writes
+    def start_transaction(self, db: Db, event: TransactionStarted) -> tuple[int, bool]:
         """Store a started transaction; return (session id, whether it was a retried duplicate)."""
-        async with self._tx() as db:
-            if event.ocpp_tx_id is None:
-                # 1.6: a retry carries the same connector, tag and timestamp.
-                row = await self._one(
-                    "SELECT id FROM sessions WHERE cp_id=? AND connector_id=?"
-                    " AND coalesce(id_tag,'')=coalesce(?,'') AND started_at=?",
-                    (event.cp_id, event.connector_id, event.id_tag, _ts(event.timestamp)),
-                )
-                if row is not None:
-                    return int(row["id"]), True
-            else:
-                row = await self._one(
-                    "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?",
-                    (event.cp_id, event.ocpp_tx_id),
-                )
-                if row is not None:
-                    return int(row["id"]), True
-            cur = await db.execute(
-                "INSERT INTO sessions (cp_id, connector_id, ocpp_tx_id, id_tag, started_at,"
-                " meter_start_wh) VALUES (?,?,?,?,?,?)",
-                (event.cp_id, event.connector_id, event.ocpp_tx_id, event.id_tag,
-                 _ts(event.timestamp), event.meter_start_wh),
+        if event.ocpp_tx_id is None:
+            # 1.6: a retry carries the same connector, tag and timestamp.
+            row = _one(db,
+                "SELECT id FROM sessions WHERE cp_id=? AND connector_id=?"
+                " AND coalesce(id_tag,'')=coalesce(?,'') AND started_at=?",
+                (event.cp_id, event.connector_id, event.id_tag, _ts(event.timestamp)),
             )
-            session_id = int(cur.lastrowid or 0)
-            if event.ocpp_tx_id is None:
-                await db.execute(
-                    "UPDATE sessions SET ocpp_tx_id=? WHERE id=?", (str(session_id), session_id)
-                )
-            return session_id, False
+            if row is not None:
+                return int(row["id"]), True
+        else:
+            row = _one(db,
+                "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?",
+                (event.cp_id, event.ocpp_tx_id),
+            )
+            if row is not None:
+                return int(row["id"]), True
+        cur = db.execute(
+            "INSERT INTO sessions (cp_id, connector_id, ocpp_tx_id, id_tag, started_at,"
+            " meter_start_wh) VALUES (?,?,?,?,?,?)",
+            (event.cp_id, event.connector_id, event.ocpp_tx_id, event.id_tag,
+             _ts(event.timestamp), event.meter_start_wh),
+        )
+        session_id = int(cur.lastrowid or 0)
+        if event.ocpp_tx_id is None:
+            db.execute(
+                "UPDATE sessions SET ocpp_tx_id=? WHERE id=?", (str(session_id), session_id)
+            )
+        return session_id, False
 
-    async def _session_id(self, cp_id: str, ocpp_tx_id: str | None) -> int | None:
+    @staticmethod
+    def _session_id(db: Db, cp_id: str, ocpp_tx_id: str | None) -> int | None:
         if ocpp_tx_id is None:
             return None
-        row = await self._one(
-            "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?", (cp_id, ocpp_tx_id)
+        row = _one(
+            db, "SELECT id FROM sessions WHERE cp_id=? AND ocpp_tx_id=?", (cp_id, ocpp_tx_id)
         )
         return None if row is None else int(row["id"])
 
-    async def _insert_samples(self, db: aiosqlite.Connection, cp_id: str, connector_id: int,
-                              session_id: int | None, samples: tuple[Sample, ...]) -> None:
+    @staticmethod
+    def _insert_samples(db: Db, cp_id: str, connector_id: int,
+                        session_id: int | None, samples: tuple[Sample, ...]) -> None:
         if not samples:
             return
         # OR IGNORE: a resent sample (the charger never saw our acknowledgement) is kept once.
-        await db.executemany(
+        db.executemany(
             "INSERT OR IGNORE INTO meter_values (cp_id, connector_id, session_id, ts, measurand,"
             " phase,"
             " unit, value, context, location) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -465,104 +419,101 @@ class SqliteStore:
         if session_id is not None:
             readings = _energy_wh(samples)
             if readings:
-                await db.execute(
+                db.execute(
                     "UPDATE sessions SET first_energy_wh=coalesce(first_energy_wh, ?),"
                     " last_energy_wh=? WHERE id=?",
                     (min(readings), max(readings), session_id),
                 )
 
-    @_write
-    async def add_meter_values(self, event: Metered) -> None:
-        async with self._tx() as db:
-            session_id = await self._session_id(event.cp_id, event.ocpp_tx_id)
-            await self._insert_samples(db, event.cp_id, event.connector_id, session_id,
-                                       event.samples)
+    @_writes
+    def add_meter_values(self, db: Db, event: Metered) -> None:
+        session_id = self._session_id(db, event.cp_id, event.ocpp_tx_id)
+        self._insert_samples(db, event.cp_id, event.connector_id, session_id,
+                                   event.samples)
 
-    @_write
-    async def end_transaction(self, event: TransactionEnded) -> bool:
+    @_writes
+    def end_transaction(self, db: Db, event: TransactionEnded) -> bool:
         """Close a session; False when the transaction is unknown (still stores its samples)."""
-        async with self._tx() as db:
-            row = await self._one(
-                "SELECT id, connector_id, stopped_at FROM sessions"
-                " WHERE cp_id=? AND ocpp_tx_id=?",
-                (event.cp_id, event.ocpp_tx_id),
+        row = _one(db,
+            "SELECT id, connector_id, stopped_at FROM sessions"
+            " WHERE cp_id=? AND ocpp_tx_id=?",
+            (event.cp_id, event.ocpp_tx_id),
+        )
+        if row is None:
+            self._insert_samples(db, event.cp_id, 0, None, event.samples)
+            return False
+        self._insert_samples(db, event.cp_id, row["connector_id"], row["id"],
+                                   event.samples)
+        if row["stopped_at"] is None:
+            db.execute(
+                "UPDATE sessions SET stopped_at=?, meter_stop_wh=?, stop_reason=? WHERE id=?",
+                (_ts(event.timestamp), event.meter_stop_wh, event.reason, row["id"]),
             )
-            if row is None:
-                await self._insert_samples(db, event.cp_id, 0, None, event.samples)
-                return False
-            await self._insert_samples(db, event.cp_id, row["connector_id"], row["id"],
-                                       event.samples)
-            if row["stopped_at"] is None:
-                await db.execute(
-                    "UPDATE sessions SET stopped_at=?, meter_stop_wh=?, stop_reason=? WHERE id=?",
-                    (_ts(event.timestamp), event.meter_stop_wh, event.reason, row["id"]),
-                )
-            return True
+        return True
 
-    @_write
-    async def apply_transaction_event(self, event: TransactionEvent201) -> bool:
+    @_writes
+    def apply_transaction_event(self, db: Db, event: TransactionEvent201) -> bool:
         """Store a 2.0.1 TransactionEvent once; False when (transactionId, seqNo) is stored."""
-        async with self._tx() as db:
-            seen = await self._one(
-                "SELECT 1 FROM tx_events WHERE cp_id=? AND ocpp_tx_id=? AND seq_no=?",
-                (event.cp_id, event.ocpp_tx_id, event.seq_no),
+        seen = _one(db,
+            "SELECT 1 FROM tx_events WHERE cp_id=? AND ocpp_tx_id=? AND seq_no=?",
+            (event.cp_id, event.ocpp_tx_id, event.seq_no),
+        )
+        if seen is not None:
+            return False
+        db.execute(
+            "INSERT INTO tx_events (cp_id, ocpp_tx_id, seq_no, event_type, trigger_reason, ts)"
+            " VALUES (?,?,?,?,?,?)",
+            (event.cp_id, event.ocpp_tx_id, event.seq_no, event.event_type,
+             event.trigger_reason, _ts(event.timestamp)),
+        )
+        row = _one(db,
+            "SELECT id, connector_id, started_at, id_tag FROM sessions"
+            " WHERE cp_id=? AND ocpp_tx_id=?",
+            (event.cp_id, event.ocpp_tx_id),
+        )
+        if row is None:
+            # Started may be lost or arrive later (offline queue): open the session now.
+            cur = db.execute(
+                "INSERT INTO sessions (cp_id, connector_id, evse_connector_id, ocpp_tx_id,"
+                " id_tag, started_at, offline) VALUES (?,?,?,?,?,?,?)",
+                (event.cp_id, event.connector_id or 0, event.evse_connector_id,
+                 event.ocpp_tx_id, event.id_tag, _ts(event.timestamp), int(event.offline)),
             )
-            if seen is not None:
-                return False
-            await db.execute(
-                "INSERT INTO tx_events (cp_id, ocpp_tx_id, seq_no, event_type, trigger_reason, ts)"
-                " VALUES (?,?,?,?,?,?)",
-                (event.cp_id, event.ocpp_tx_id, event.seq_no, event.event_type,
-                 event.trigger_reason, _ts(event.timestamp)),
+            session_id, connector_id = int(cur.lastrowid or 0), event.connector_id or 0
+        else:
+            session_id, connector_id = int(row["id"]), int(row["connector_id"])
+            updates: list[str] = []
+            params: list[Any] = []
+            if event.event_type == "Started" and _dt(row["started_at"]) != event.timestamp:
+                updates.append("started_at=?")
+                params.append(_ts(event.timestamp))
+            if connector_id == 0 and event.connector_id:
+                updates.append("connector_id=?")
+                params.append(event.connector_id)
+                connector_id = event.connector_id
+            if row["id_tag"] is None and event.id_tag:
+                updates.append("id_tag=?")
+                params.append(event.id_tag)
+            if updates:
+                db.execute(
+                    f"UPDATE sessions SET {', '.join(updates)} WHERE id=?",
+                    (*params, session_id),
+                )
+        if event.charging_state:
+            db.execute(
+                "UPDATE sessions SET charging_state=? WHERE id=?",
+                (event.charging_state, session_id),
             )
-            row = await self._one(
-                "SELECT id, connector_id, started_at, id_tag FROM sessions"
-                " WHERE cp_id=? AND ocpp_tx_id=?",
-                (event.cp_id, event.ocpp_tx_id),
+        self._insert_samples(db, event.cp_id, connector_id, session_id, event.samples)
+        if event.event_type == "Ended":
+            readings = _energy_wh(event.samples)
+            db.execute(
+                "UPDATE sessions SET stopped_at=?, stop_reason=?,"
+                " meter_stop_wh=coalesce(?, meter_stop_wh) WHERE id=?",
+                (_ts(event.timestamp), event.stopped_reason,
+                 max(readings) if readings else None, session_id),
             )
-            if row is None:
-                # Started may be lost or arrive later (offline queue): open the session now.
-                cur = await db.execute(
-                    "INSERT INTO sessions (cp_id, connector_id, evse_connector_id, ocpp_tx_id,"
-                    " id_tag, started_at, offline) VALUES (?,?,?,?,?,?,?)",
-                    (event.cp_id, event.connector_id or 0, event.evse_connector_id,
-                     event.ocpp_tx_id, event.id_tag, _ts(event.timestamp), int(event.offline)),
-                )
-                session_id, connector_id = int(cur.lastrowid or 0), event.connector_id or 0
-            else:
-                session_id, connector_id = int(row["id"]), int(row["connector_id"])
-                updates: list[str] = []
-                params: list[Any] = []
-                if event.event_type == "Started" and _dt(row["started_at"]) != event.timestamp:
-                    updates.append("started_at=?")
-                    params.append(_ts(event.timestamp))
-                if connector_id == 0 and event.connector_id:
-                    updates.append("connector_id=?")
-                    params.append(event.connector_id)
-                    connector_id = event.connector_id
-                if row["id_tag"] is None and event.id_tag:
-                    updates.append("id_tag=?")
-                    params.append(event.id_tag)
-                if updates:
-                    await db.execute(
-                        f"UPDATE sessions SET {', '.join(updates)} WHERE id=?",
-                        (*params, session_id),
-                    )
-            if event.charging_state:
-                await db.execute(
-                    "UPDATE sessions SET charging_state=? WHERE id=?",
-                    (event.charging_state, session_id),
-                )
-            await self._insert_samples(db, event.cp_id, connector_id, session_id, event.samples)
-            if event.event_type == "Ended":
-                readings = _energy_wh(event.samples)
-                await db.execute(
-                    "UPDATE sessions SET stopped_at=?, stop_reason=?,"
-                    " meter_stop_wh=coalesce(?, meter_stop_wh) WHERE id=?",
-                    (_ts(event.timestamp), event.stopped_reason,
-                     max(readings) if readings else None, session_id),
-                )
-            return True
+        return True
 
     async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]:
         where = "WHERE s.stopped_at IS NULL" if active_only else ""
@@ -602,19 +553,18 @@ class SqliteStore:
 
     # -- load management -------------------------------------------------------------------
 
-    @_write
-    async def record_plan(self, site_id: str, ts: datetime, trigger: str,
-                          limit_kw: float | None, limit_a: float | None, source: str,
-                          solver_status: str, solve_time_s: float, inputs: dict[str, Any],
-                          result: dict[str, Any]) -> int:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "INSERT INTO plans (site_id, ts, trigger, limit_kw, limit_a, limit_source,"
-                " solver_status, solve_time_s, inputs, result) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (site_id, _ts(ts), trigger, limit_kw, limit_a, source, solver_status,
-                 solve_time_s, json.dumps(inputs), json.dumps(result)),
-            )
-            return int(cur.lastrowid or 0)
+    @_writes
+    def record_plan(self, db: Db, site_id: str, ts: datetime, trigger: str,
+                    limit_kw: float | None, limit_a: float | None, source: str,
+                    solver_status: str, solve_time_s: float, inputs: dict[str, Any],
+                    result: dict[str, Any]) -> int:
+        cur = db.execute(
+            "INSERT INTO plans (site_id, ts, trigger, limit_kw, limit_a, limit_source,"
+            " solver_status, solve_time_s, inputs, result) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (site_id, _ts(ts), trigger, limit_kw, limit_a, source, solver_status,
+             solve_time_s, json.dumps(inputs), json.dumps(result)),
+        )
+        return int(cur.lastrowid or 0)
 
     async def list_plans(self, site_id: str | None = None, limit: int = 100) -> list[dict]:
         where, params = ("WHERE site_id=?", (site_id,)) if site_id else ("", ())
@@ -629,17 +579,16 @@ class SqliteStore:
             out.append(d)
         return out
 
-    @_write
-    async def _put_document(self, table: str, key_column: str, doc_column: str, key: str,
-                            doc: dict[str, Any], now: datetime) -> None:
+    @_writes
+    def _put_document(self, db: Db, table: str, key_column: str, doc_column: str, key: str,
+                      doc: dict[str, Any], now: datetime) -> None:
         """Insert or replace a JSON document by key (`table` and columns are our constants)."""
-        async with self._tx() as db:
-            await db.execute(
-                f"INSERT INTO {table} ({key_column}, {doc_column}, updated_at) VALUES (?,?,?)"
-                f" ON CONFLICT ({key_column}) DO UPDATE SET {doc_column}=excluded.{doc_column},"
-                " updated_at=excluded.updated_at",
-                (key, json.dumps(doc, sort_keys=True), _ts(now)),
-            )
+        db.execute(
+            f"INSERT INTO {table} ({key_column}, {doc_column}, updated_at) VALUES (?,?,?)"
+            f" ON CONFLICT ({key_column}) DO UPDATE SET {doc_column}=excluded.{doc_column},"
+            " updated_at=excluded.updated_at",
+            (key, json.dumps(doc, sort_keys=True), _ts(now)),
+        )
 
     async def save_site(self, site_id: str, spec: dict[str, Any], now: datetime) -> None:
         await self._put_document("sites", "id", "spec", site_id, spec, now)
@@ -656,17 +605,16 @@ class SqliteStore:
         rows = await self._all("SELECT model_key, record FROM charger_models")
         return {r["model_key"]: json.loads(r["record"]) for r in rows}
 
-    @_write
-    async def add_external_limit(self, node_id: str, power_kw: float | None,
-                                 current_a: float | None, start: datetime | None,
-                                 end: datetime, now: datetime) -> int:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "INSERT INTO external_limits (node_id, power_kw, current_a, start, end,"
-                " created_at) VALUES (?,?,?,?,?,?)",
-                (node_id, power_kw, current_a, _ts(start), _ts(end), _ts(now)),
-            )
-            return int(cur.lastrowid or 0)
+    @_writes
+    def add_external_limit(self, db: Db, node_id: str, power_kw: float | None,
+                           current_a: float | None, start: datetime | None,
+                           end: datetime, now: datetime) -> int:
+        cur = db.execute(
+            "INSERT INTO external_limits (node_id, power_kw, current_a, start, end,"
+            " created_at) VALUES (?,?,?,?,?,?)",
+            (node_id, power_kw, current_a, _ts(start), _ts(end), _ts(now)),
+        )
+        return int(cur.lastrowid or 0)
 
     async def list_external_limits(self, active_at: datetime | None = None) -> list[dict]:
         if active_at is None:
@@ -679,26 +627,24 @@ class SqliteStore:
 
     # -- commands and frames ---------------------------------------------------------------
 
-    @_write
-    async def record_command(self, cp_id: str, action: str, payload: dict[str, Any],
-                             now: datetime) -> int:
-        async with self._tx() as db:
-            cur = await db.execute(
-                "INSERT INTO commands (cp_id, action, payload, status, created_at)"
-                " VALUES (?,?,?,'pending',?)",
-                (cp_id, action, json.dumps(payload), _ts(now)),
-            )
-            return int(cur.lastrowid or 0)
+    @_writes
+    def record_command(self, db: Db, cp_id: str, action: str, payload: dict[str, Any],
+                       now: datetime) -> int:
+        cur = db.execute(
+            "INSERT INTO commands (cp_id, action, payload, status, created_at)"
+            " VALUES (?,?,?,'pending',?)",
+            (cp_id, action, json.dumps(payload), _ts(now)),
+        )
+        return int(cur.lastrowid or 0)
 
-    @_write
-    async def finish_command(self, command_id: int, status: str,
-                             response: dict[str, Any] | None, now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "UPDATE commands SET status=?, response=?, answered_at=? WHERE id=?",
-                (status, None if response is None else json.dumps(response), _ts(now),
-                 command_id),
-            )
+    @_writes
+    def finish_command(self, db: Db, command_id: int, status: str,
+                       response: dict[str, Any] | None, now: datetime) -> None:
+        db.execute(
+            "UPDATE commands SET status=?, response=?, answered_at=? WHERE id=?",
+            (status, None if response is None else json.dumps(response), _ts(now),
+             command_id),
+        )
 
     async def list_commands(self, cp_id: str | None = None,
                             limit: int = 100) -> list[CommandRecord]:
@@ -732,24 +678,20 @@ class SqliteStore:
             for r in rows
         ]
 
-    @_write
     async def prune_frames(self, older_than: datetime) -> int:
         return await self._prune("frames", "ts", older_than)
 
-    @_write
     async def prune_plans(self, older_than: datetime) -> int:
         return await self._prune("plans", "ts", older_than)
 
-    @_write
     async def prune_commands(self, older_than: datetime) -> int:
         # A command still waiting for its answer is kept however old it is.
         return await self._prune("commands", "created_at", older_than,
                                  " AND status != 'pending'")
 
-    async def _prune(self, table: str, column: str, older_than: datetime,
-                     extra: str = "") -> int:
+    @_writes
+    def _prune(self, db: Db, table: str, column: str, older_than: datetime,
+               extra: str = "") -> int:
         """Delete rows of `table` older than the cutoff (`table` and `column` are constants)."""
-        async with self._tx() as db:
-            cur = await db.execute(f"DELETE FROM {table} WHERE {column} < ?{extra}",
-                                   (_ts(older_than),))
-            return cur.rowcount
+        cur = db.execute(f"DELETE FROM {table} WHERE {column} < ?{extra}", (_ts(older_than),))
+        return cur.rowcount
