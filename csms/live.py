@@ -161,7 +161,7 @@ class LiveState:
         c.held_tx_w = c.held_tx_valid_to = None
         c.pinned_w = None
         # `ignoring` stays: a charger that ignored our limits in one session will in the next,
-        # and its next car draws its maximum from the first second (see Planner._demand).
+        # and its next car draws its maximum from the first second (see csms.planning.snapshot).
         c.over_limit_samples = 0
         c.below_since = None
         c.needs = None

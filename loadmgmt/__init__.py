@@ -17,8 +17,8 @@ from loadmgmt.model import (
     Session,
     Site,
     Snapshot,
-    standing_floors,
 )
+from loadmgmt.network import standing_floors
 from loadmgmt.profiles import Capabilities, ChargingProfile, build_profiles, ordered, should_send
 from loadmgmt.units import CurrentType
 

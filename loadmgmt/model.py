@@ -240,12 +240,3 @@ def round_up(value: float, step: float) -> float:
     """Smallest multiple of `step` not below `value` (tolerant of float noise)."""
     return math.ceil(value / step - 1e-9) * step
 
-
-def standing_floors(snapshot: Snapshot) -> dict[str, float]:
-    """Each connector's standing floor (TxDefaultProfile share) in W, fitting under every node.
-
-    See `loadmgmt.network.compute_floors` for the rule.
-    """
-    from loadmgmt.network import compute_floors  # local: network imports this module
-
-    return compute_floors(snapshot)

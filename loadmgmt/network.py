@@ -360,3 +360,11 @@ def compute_floors(snapshot: Snapshot) -> dict[str, float]:
     for i in admitted:
         out[net.connectors[i].id] = max(mins[i], round_down(alloc[i], step))
     return out
+
+
+def standing_floors(snapshot: Snapshot) -> dict[str, float]:
+    """Each connector's standing floor (TxDefaultProfile share) in W, fitting under every node.
+
+    See `compute_floors` for the rule.
+    """
+    return compute_floors(snapshot)

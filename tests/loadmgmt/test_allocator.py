@@ -20,9 +20,8 @@ from loadmgmt.model import (
     Site,
     Snapshot,
     priority_weight,
-    standing_floors,
 )
-from loadmgmt.network import build_network
+from loadmgmt.network import build_network, standing_floors
 from loadmgmt.units import CurrentType
 from tests.loadmgmt.helpers import (
     NOW,

@@ -1,0 +1,45 @@
+"""What every part of the planner shares: its dependencies, the live state and what is held."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from csms.clock import Clock
+from csms.commands import Commands
+from csms.config import LoadConfig
+from csms.live import LiveState
+from csms.planning.held import Held
+from csms.sites import SiteDirectory
+from csms.store import Store
+from loadmgmt.profiles import SendPolicy
+
+# Ask for a re-plan of a site: (site_id, trigger, *, urgent=False), as `Planner.request`.
+Request = Callable[..., None]
+
+
+class PlanContext:
+    """One per planner; the parts read `directory` from here, as a site change replaces it."""
+
+    def __init__(self, directory: SiteDirectory, store: Store, commands: Commands, clock: Clock,
+                 config: LoadConfig) -> None:
+        self.directory = directory
+        self.store = store
+        self.commands = commands
+        self.clock = clock
+        self.config = config
+        self.live = LiveState()
+        self.held: dict[str, Held] = {}
+        # The planner's task group while it runs: site loops and follow-up work are its children.
+        self.tasks: asyncio.TaskGroup | None = None
+        self.policy = SendPolicy(
+            hysteresis_a=config.hysteresis_a, hysteresis_w=config.hysteresis_kw * 1000.0,
+            min_interval_s=config.min_update_interval_s,
+            renew_before_s=config.profile_validity_s / 2,
+        )
+
+    def held_for(self, key: str) -> Held:
+        """The held record of connector `key`, created empty on first use."""
+        if key not in self.held:
+            self.held[key] = Held()
+        return self.held[key]

@@ -1,0 +1,33 @@
+"""Plan records: every plan is stored with its trigger, limit and source, and its result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from csms.store import Store
+from loadmgmt.limits import Resolved
+from loadmgmt.model import Allocation, Snapshot
+
+
+async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
+                      resolved: dict[str, Resolved], snapshot: Snapshot,
+                      allocation: Allocation) -> None:
+    """Store one plan of `site_id`: what went in (counts, pins, limits) and each connector's."""
+    site_limit = resolved.get(site_id)
+    inputs = {
+        "connectors": len(snapshot.connectors),
+        "sessions": len(snapshot.sessions),
+        "pinned": [d.connector_id for d in snapshot.sessions if d.pinned_w is not None],
+        "limits": {k: {"power_kw": v.power_kw, "current_a": v.current_a, "source": v.source}
+                   for k, v in snapshot.limits.items()},
+    }
+    result = {ca.connector_id: {"power_w": ca.power_w, "floor_w": ca.floor_w,
+                                "active": ca.active, "pinned": ca.pinned}
+              for ca in allocation.connectors}
+    await store.record_plan(
+        site_id, now, trigger,
+        site_limit.value.power_kw if site_limit else None,
+        site_limit.value.current_a if site_limit else None,
+        site_limit.source.value if site_limit else "default",
+        allocation.status, allocation.solve_time_s, inputs, result,
+    )
