@@ -100,7 +100,11 @@ class ChargerConnection:
                 raise CallFailed("failed", "connection closed") from None
             finally:
                 self._correlator.abandon()
-                self._reply = None
+                reply, self._reply = self._reply, None
+                # The socket closed while the frame was going out: the reply future was failed
+                # by `run` and nobody will await it now.
+                if reply is not None and reply.done() and not reply.cancelled():
+                    reply.exception()
 
     def _on_reply(self, reply: CallResult | CallError) -> None:
         pending = self._correlator.match(reply)
@@ -206,6 +210,13 @@ class ChargerConnection:
                 answer = await handler(self.context, call.payload)
             except OcppError as exc:
                 await self._answer_error(call.unique_id, exc, call.action)
+                return
+            except OverflowError as exc:
+                # Schema-valid but beyond what a date or a float can hold (year 9999 at -12:00,
+                # a 10**huge multiplier): the value is out of range, not our fault.
+                await self._answer_error(call.unique_id, OcppError(
+                    "PropertyConstraintViolation", f"{call.action}: value out of range: {exc}"),
+                    call.action)
                 return
             except (KeyError, TypeError, ValueError) as exc:
                 # Only reachable with relaxed validation: the payload lacks what we need.

@@ -55,8 +55,9 @@ Frame = Call | CallResult | CallError
 
 
 def _peek_id(msg: Any) -> str:
-    if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str):
-        return msg[1][:MAX_ID_LENGTH]
+    if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) \
+            and 0 < len(msg[1]) <= MAX_ID_LENGTH:
+        return msg[1]
     return UNKNOWN_ID
 
 
@@ -72,22 +73,21 @@ def _peek_head(text: str) -> tuple[int | None, str]:
     return (int(m.group(1)), m.group(2)) if m else (None, UNKNOWN_ID)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _too_deep(value: Any) -> bool:
-    """Whether `value` nests deeper than any OCPP message does (checked without recursion)."""
+def _shape_problem(value: Any) -> str | None:
+    """What puts `value` beyond OCPP-J: nesting deeper than any OCPP message does, or a
+    number that is not finite (NaN, Infinity, 1e400); checked without recursion."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return True
+            return f"Frame nests deeper than {MAX_DEPTH} levels"
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-    return False
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "Frame holds a number that is not finite (NaN, Infinity or out of range)"
+    return None
 
 
 def _parse_error(text: str, exc: Exception) -> OcppError:
@@ -119,7 +119,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
         raise OcppError("FormatViolation", f"Frame of {size} bytes exceeds {max_bytes} bytes",
                         details, unique_id=unique_id)
     try:
-        msg = json.loads(text, parse_constant=_refuse_constant)
+        msg = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise _parse_error(text, exc) from exc
     unique_id = _peek_id(msg)
@@ -127,15 +127,18 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
     reply_type = ({"message_type": msg[0]} if isinstance(msg, list) and msg
                   and msg[0] in (CALLRESULT, CALLERROR) and not isinstance(msg[0], bool)
                   else {})
-    if _too_deep(msg):
-        raise OcppError("FormatViolation", f"Frame nests deeper than {MAX_DEPTH} levels",
-                        dict(reply_type), unique_id=unique_id)
+    problem = _shape_problem(msg)
+    if problem is not None:
+        raise OcppError("FormatViolation", problem, dict(reply_type), unique_id=unique_id)
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(msg, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:
+            readable = unique_id.encode("utf-8", "surrogatepass") == unique_id.encode(
+                "utf-8", "replace")
             raise OcppError("FormatViolation", "Frame holds a lone UTF-16 surrogate",
-                            dict(reply_type), unique_id=unique_id) from exc
+                            dict(reply_type),
+                            unique_id=unique_id if readable else UNKNOWN_ID) from exc
     if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
             or isinstance(msg[0], bool):
         raise OcppError("RpcFrameworkError", "Frame is not a JSON array starting with a "

@@ -24,9 +24,13 @@ log = structlog.get_logger("csms.planner")
 async def _first_done(*aws: Awaitable[Any]) -> set[asyncio.Future[Any]]:
     """Wait for the first of `aws` to finish, cancel the rest; return the finished."""
     futures = {asyncio.ensure_future(a) for a in aws}
-    done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    for t in pending:
-        t.cancel()
+    try:
+        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Also when this wait is itself cancelled (the planner stops): leave no task behind.
+        for f in futures:
+            if not f.done():
+                f.cancel()
     return done
 
 

@@ -42,6 +42,17 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 FRAME_BUFFER_MAX = 5000
 
 
+INSERT_FRAME = ("INSERT INTO frames (ts, cp_id, direction, message_type, unique_id, action, text)"
+                " VALUES (?,?,?,?,?,?,?)")
+
+
+def _encodable(value: Any) -> Any:
+    """`value` with anything UTF-8 cannot hold replaced (strings only)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def _ts(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat()
 
@@ -147,12 +158,14 @@ class SqliteStore:
         group is not committed."""
         frames, self._frames = self._frames, []
         if frames:
-            db.executemany(
-                "INSERT INTO frames (ts, cp_id, direction, message_type, unique_id,"
-                " action, text) VALUES (?,?,?,?,?,?,?)",
-                [(_ts(f.timestamp), f.cp_id, f.direction, f.message_type, f.unique_id,
-                  f.action, f.text) for f in frames],
-            )
+            rows = [(_ts(f.timestamp), f.cp_id, f.direction, f.message_type, f.unique_id,
+                     f.action, f.text) for f in frames]
+            try:
+                db.executemany(INSERT_FRAME, rows)
+            except UnicodeEncodeError:
+                # A hostile frame's lone surrogate must not cost the rest of the log (or the
+                # group it rides with): keep it, made encodable.
+                db.executemany(INSERT_FRAME, [tuple(map(_encodable, r)) for r in rows])
 
         def committed(ok: bool) -> None:
             if not ok:

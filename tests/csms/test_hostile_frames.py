@@ -29,6 +29,14 @@ STORE_OVERFLOW = {
                                      "connectorStatus": "Available", "evseId": HUGE,
                                      "connectorId": 1}),
 }
+BEYOND_FLOAT_OR_DATE = {
+    "1.6": ("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                   "status": "Available",
+                                   "timestamp": "9999-12-31T23:59:59-12:00"}),
+    "2.0.1": ("MeterValues", {"evseId": 1, "meterValue": [
+        {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
+            {"value": 1.0, "unitOfMeasure": {"unit": "Wh", "multiplier": 2**63 - 1}}]}]}),
+}
 START_OVERFLOW = {
     "1.6": ("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": HUGE,
                                  "timestamp": "2026-01-01T00:00:00Z"}),
@@ -87,8 +95,9 @@ async def test_a_frame_beyond_ocpp_j_limits_gets_a_format_violation_and_the_link
     await heartbeat_answered(client)
 
 
-@pytest.mark.parametrize("calls", [STORE_OVERFLOW, START_OVERFLOW], ids=["status", "start"])
-async def test_a_schema_valid_number_the_store_cannot_hold_is_a_property_violation(
+@pytest.mark.parametrize("calls", [STORE_OVERFLOW, START_OVERFLOW, BEYOND_FLOAT_OR_DATE],
+                         ids=["status", "start", "float-or-date"])
+async def test_a_schema_valid_value_beyond_what_we_can_hold_is_a_property_violation(
         client: RawClient, server: Loadstar, version: str,
         calls: dict[str, tuple[str, dict]]) -> None:
     action, payload = calls[version]
@@ -107,3 +116,13 @@ async def test_an_action_that_names_a_file_is_simply_unknown(
     reply = await client.call(action, {})
     assert reply[0] == 4 and reply[2] == "NotImplemented", reply
     await heartbeat_answered(client)
+
+
+async def test_a_lone_surrogate_in_the_message_id_costs_nobody_their_writes(
+        client: RawClient, server: Loadstar, version: str) -> None:
+    reply = await client.send_raw('[2, "\\ud800", "Heartbeat", {}]')
+    assert reply[0] == 4 and reply[1] == "-1" and reply[2] == FORMAT[version], reply
+    await server.store.flush()  # the frame log holds the hostile frame: it must still write
+    await heartbeat_answered(client)
+    assert server.store.health.ok
+    assert any("\\ud800" in f.text for f in await server.store.list_frames(limit=20))
