@@ -109,7 +109,8 @@ class Site:
     _sampler: asyncio.Task[None] | None = None
 
     def watch_readings(self) -> None:
-        """Record each new reading the moment the planner has folded it in.
+        """Record each domain event, and each new reading, the moment the planner has folded
+        it in.
 
         A bus listener added after the planner's runs right after it, so a plan that started
         at or after a recorded instant is known to have seen that reading.
@@ -125,7 +126,6 @@ class Site:
                     seen[(c.cp_id, n)] = c.measured_at
                     self.readings.append(Reading(self.clock.now(), c.cp_id, n, c.tx_id,
                                                  c.measured_w, c.ignoring))
-
             self.events.append((self.clock.now(), event))
 
         self.server.bus.listen(on_event)
@@ -225,8 +225,6 @@ class Site:
     async def until_taken_in(self, cp_id: str) -> datetime:
         """Advance second by second until the planner has taken in the end of `cp_id`'s
         session; return when it had."""
-        planner = self.server.planner
-        assert planner is not None
         while True:
             ended = [at for at, event in self.events if getattr(event, "cp_id", None) == cp_id
                      and live_session_ended(event)]
