@@ -200,6 +200,11 @@ class Dispatcher:
         cp, c = states[send.key]
         commands = self._ctx.commands
         version = commands.version_of(cp.cp_id)
+        if version is None and cp.protocol is not None:
+            # Gone offline since the plan was made: translate for what it last spoke, and
+            # Commands.send records the command as failed. (Taken as 1.6, a 2.0.1 session's
+            # transaction id failed int() and the exception ended the whole plan.)
+            version = v201.VERSION if cp.protocol.endswith(v201.VERSION) else v16.VERSION
         translate = v16.set_charging_profile if version in (None, v16.VERSION) \
             else v201.set_charging_profile
         action, payload = translate(send.connector_id, send.profile)
