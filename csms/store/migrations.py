@@ -212,3 +212,13 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 6: a 1.6 StartTransaction retry is recognised by a lookup inside the write (one writer),
+    # so the start need not be unique: two 2.0.1 transactions (different ids) may share a
+    # connector, token and start time (a charger whose clock is not set sends one time for all)
+    """
+    DROP INDEX sessions_start_dedup;
+    CREATE INDEX sessions_start_lookup ON sessions (cp_id, connector_id, started_at);
+    """
+)

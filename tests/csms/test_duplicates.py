@@ -153,3 +153,20 @@ async def test_transaction_ids_are_unique_and_increasing_across_a_restart(
         assert stored == ids
     finally:
         await service.stop()
+
+
+async def test_two_201_transactions_with_the_same_start_time_are_both_kept(
+        server: Loadstar, url: Callable[[str], str]) -> None:
+    c = await RawClient.connect(url("SAME-TIME"), "ocpp2.0.1")
+    try:
+        await c.ok("BootNotification", {"reason": "PowerUp",
+                                        "chargingStation": {"vendorName": "A", "model": "B"}})
+        for tx in ("T-1", "T-2"):  # a charger whose clock is unset stamps every event alike
+            await c.ok("TransactionEvent", {
+                "eventType": "Started", "timestamp": "1970-01-01T00:00:00Z",
+                "triggerReason": "CablePluggedIn", "seqNo": 0,
+                "transactionInfo": {"transactionId": tx}, "evse": {"id": 1, "connectorId": 1}})
+    finally:
+        await c.close()
+    sessions = await server.store.list_sessions()
+    assert sorted(s.ocpp_tx_id for s in sessions if s.cp_id == "SAME-TIME") == ["T-1", "T-2"]

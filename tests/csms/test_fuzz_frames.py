@@ -92,7 +92,14 @@ _LEADING_ID = re.compile(r'^\s*\[\s*(\d+)\s*,\s*("(?:[^"\\]|\\.){1,200}")')
 
 
 def _good_id(value: Any) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= 36
+    """A readable message id: 1 to 36 characters that UTF-8 can hold (no lone surrogate)."""
+    if not (isinstance(value, str) and 1 <= len(value) <= 36):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def expect(fz: Fuzz, handled: frozenset[str]) -> Expect:
