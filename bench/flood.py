@@ -9,7 +9,7 @@ and measures what one misbehaving charger does to a well-behaved one:
 - flood, never reading: the same flooder never reads its socket (its client stops pulling
   from TCP once one message is queued), so the server's answers back up;
 - auth storm: with `require_auth = true`, 200 concurrent upgrades with a wrong Basic-auth
-  password while the registered charger connects with the right one.
+  password (from 127.0.0.2) while the registered charger connects with the right one (127.0.0.1).
 
 Printed: p50/p95/p99/max MeterValues round trip per variant, round trips that failed (error,
 timeout or closed), the flood rate achieved (sent and answered per second); for the auth storm,
@@ -72,7 +72,7 @@ class Server:
     async def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "csms.cli", "serve", "--config", str(self.config),
+            sys.executable, "-m", "adapters.cli", "serve", "--config", str(self.config),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
         assert self.proc.stderr is not None
         while True:
@@ -296,7 +296,10 @@ async def run_auth_variant(args: argparse.Namespace) -> AuthRow:
                 try:
                     async with connect(server.url("REAL"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                                        additional_headers={"Authorization": f"Basic {wrong}"},
-                                       open_timeout=args.auth_timeout):
+                                       open_timeout=args.auth_timeout,
+                                       # From another address than the charger, as on a
+                                       # real network (limits are kept per address).
+                                       local_addr=("127.0.0.2", 0)):
                         statuses.append(101)
                 except InvalidStatus as exc:
                     statuses.append(exc.response.status_code)
