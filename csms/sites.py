@@ -33,6 +33,11 @@ class SiteDirectory:
             self.specs[default_site] = FALLBACK_SITE.model_copy(update={"id": default_site})
         self.default_site = default_site
         self.charger_specs = chargers or [ChargerSpec()]
+        # Matching every pattern for every charger on every plan cost the planner most of its
+        # time at 1,000 chargers; a directory never changes (a site change makes a new one),
+        # so each answer is kept.
+        self._placements: dict[str, Placement] = {}
+        self._charger_specs: dict[str, ChargerSpec] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> SiteDirectory:
@@ -45,6 +50,12 @@ class SiteDirectory:
 
     def placement(self, cp_id: str) -> Placement:
         """Where `cp_id` hangs: the first group whose patterns match, else a matching site."""
+        found = self._placements.get(cp_id)
+        if found is None:
+            found = self._placements[cp_id] = self._match_placement(cp_id)
+        return found
+
+    def _match_placement(self, cp_id: str) -> Placement:
         for spec in self.specs.values():
             for group in spec.groups:
                 if any(fnmatchcase(cp_id, p) for p in group.chargers):
@@ -56,10 +67,12 @@ class SiteDirectory:
 
     def charger_spec(self, cp_id: str) -> ChargerSpec:
         """The electrical description of `cp_id` (first matching pattern)."""
-        for spec in self.charger_specs:
-            if fnmatchcase(cp_id, spec.match):
-                return spec
-        return ChargerSpec()
+        found = self._charger_specs.get(cp_id)
+        if found is None:
+            found = next((s for s in self.charger_specs if fnmatchcase(cp_id, s.match)),
+                         None) or ChargerSpec()
+            self._charger_specs[cp_id] = found
+        return found
 
     def site(self, site_id: str) -> Site:
         s = self.specs[site_id]

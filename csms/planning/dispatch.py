@@ -121,20 +121,18 @@ class Dispatcher:
             return snapshot, allocation
         return held, again
 
-    async def _capabilities(self, cps: list[ChargerState]) -> dict[str, Capabilities]:
-        wanted = {cp.cp_id for cp in cps}
+    def _capabilities(self, cps: list[ChargerState]) -> dict[str, Capabilities]:
         out: dict[str, Capabilities] = {}
-        for record in await self._ctx.store.list_charge_points():
-            if record.cp_id not in wanted:
-                continue
-            spec = self._ctx.directory.charger_spec(record.cp_id)
-            units = record.capabilities.get("rate_units") or ["A", "W"]
+        known = self._ctx.store.capabilities(cp.cp_id for cp in cps)
+        for cp_id, reported in known.items():
+            spec = self._ctx.directory.charger_spec(cp_id)
+            units = reported.get("rate_units") or ["A", "W"]
             unit = spec.unit or ("A" if "A" in units else "W")
-            stack = record.capabilities.get("max_stack_level")
+            stack = reported.get("max_stack_level")
             # What the model really took beats what it reported (no answers yet: as reported).
-            _key, learned = self._models.record(record.cp_id)
+            _key, learned = self._models.record(cp_id)
             unit, phases = learned.choose(unit, ac=True)  # type: ignore[arg-type]
-            out[record.cp_id] = Capabilities(
+            out[cp_id] = Capabilities(
                 preferred_unit=unit,  # type: ignore[arg-type]
                 max_stack_level=int(stack) if stack else 8,
                 supports_number_phases=phases,
@@ -150,7 +148,7 @@ class Dispatcher:
         ctx = self._ctx
         conns = {c.id: c for c in snapshot.connectors}
         cps = [cp for cp, _ in states.values()]
-        caps = await self._capabilities(list({cp.cp_id: cp for cp in cps}.values()))
+        caps = self._capabilities(list({cp.cp_id: cp for cp in cps}.values()))
         with_floors = replace(allocation, connectors=tuple(
             replace(ca, floor_w=target_floors.get(ca.connector_id, 0.0))
             for ca in allocation.connectors))

@@ -105,6 +105,8 @@ class SqliteStore:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._frames: list[FrameRecord] = []
+        # cp_id -> capabilities of every charger with a record; see `capabilities`.
+        self._capabilities: dict[str, dict[str, Any]] = {}
         self.writer = BatchWriter(self._connect_writer, self._write_frames)
 
     @property
@@ -133,6 +135,9 @@ class SqliteStore:
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = aiosqlite.Row
             await self._db.execute("PRAGMA busy_timeout=5000")
+            self._capabilities = {
+                r["cp_id"]: json.loads(r["capabilities"] or "{}")
+                for r in await self._all("SELECT cp_id, capabilities FROM charge_points")}
         except BaseException:
             await self.writer.stop()
             raise
@@ -189,8 +194,12 @@ class SqliteStore:
 
     # -- charge points ---------------------------------------------------------------------
 
+    async def record_boot(self, event: Booted, now: datetime) -> None:
+        await self._record_boot(event, now)
+        self._capabilities.setdefault(event.cp_id, {})
+
     @_writes
-    def record_boot(self, db: Db, event: Booted, now: datetime) -> None:
+    def _record_boot(self, db: Db, event: Booted, now: datetime) -> None:
         db.execute(
             "INSERT INTO charge_points (cp_id, protocol, vendor, model, serial, firmware,"
             " online, last_seen, booted_at) VALUES (?,?,?,?,?,?,1,?,?)"
@@ -216,8 +225,12 @@ class SqliteStore:
     def mark_all_offline(self, db: Db) -> None:
         db.execute("UPDATE charge_points SET online=0")
 
+    async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
+        await self._register_charge_point(cp_id, password_hash)
+        self._capabilities.setdefault(cp_id, {})
+
     @_writes
-    def register_charge_point(self, db: Db, cp_id: str,
+    def _register_charge_point(self, db: Db, cp_id: str,
                               password_hash: str | None = None) -> None:
         db.execute(
             "INSERT INTO charge_points (cp_id, registered, password_hash) VALUES (?,1,?)"
@@ -269,15 +282,29 @@ class SqliteStore:
             for r in cps
         ]
 
+    async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
+        merged = await self._save_capabilities(cp_id, capabilities)
+        if merged is not None:
+            self._capabilities[cp_id] = merged
+
     @_writes
-    def save_capabilities(self, db: Db, cp_id: str, capabilities: dict[str, Any]) -> None:
+    def _save_capabilities(self, db: Db, cp_id: str,
+                           capabilities: dict[str, Any]) -> dict[str, Any] | None:
         row = _one(db, "SELECT capabilities FROM charge_points WHERE cp_id=?", (cp_id,))
-        merged = json.loads(row["capabilities"]) if row else {}
+        if row is None:
+            return None
+        merged = json.loads(row["capabilities"] or "{}")
         merged.update(capabilities)
         db.execute(
             "UPDATE charge_points SET capabilities=? WHERE cp_id=?",
             (json.dumps(merged, sort_keys=True), cp_id),
         )
+        return merged
+
+    def capabilities(self, cp_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """What each known charger reported it can do (kept in memory: read on every plan)."""
+        return {cp_id: self._capabilities[cp_id] for cp_id in cp_ids
+                if cp_id in self._capabilities}
 
     @_writes
     def save_variables(self, db: Db, cp_id: str, variables: list[dict[str, Any]],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from csms.clock import SystemClock
-from csms.config import Config
+from csms.config import Config, SiteSpec
 from csms.service import Loadstar
 from tests.conftest import make_config
 from tests.raw_client import RawClient
@@ -122,3 +122,21 @@ async def test_plans_and_finished_commands_older_than_their_retention_are_pruned
     await server.prune()
     assert [p["ts"] for p in await store.list_plans()] == [recent.isoformat()]
     assert sorted(c.id for c in await store.list_commands()) == [waiting, kept]
+
+
+async def test_a_charger_moves_to_a_site_whose_patterns_change_at_run_time(
+        server: Loadstar, url: Callable[[str], str]) -> None:
+    planner = server.planner
+    assert planner is not None
+    c = await RawClient.connect(url("X-1"), "ocpp1.6")
+    try:
+        await c.ok("BootNotification", BOOT16)
+        await c.ok("StatusNotification", status16(1))
+    finally:
+        await c.close()
+    default = server.config.load.default_site
+    assert planner.chargers_in_plan(default) == ["X-1"]
+    await planner.update_site(SiteSpec(id="car-park", max_power_kw=50.0, chargers=["X-*"]))
+    assert planner.directory.placement("X-1").site_id == "car-park"
+    assert planner.chargers_in_plan("car-park") == ["X-1"]
+    assert planner.chargers_in_plan(default) == []
