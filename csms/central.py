@@ -6,6 +6,8 @@ response; everything a charger is acknowledged for is committed before the call 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -40,9 +42,28 @@ class Central:
         self.config = config
         self.clock = clock
         self.bus = bus
+        # Post-boot configuration calls at once, across chargers: a storm's boots are answered
+        # at once, their configuration follows at this pace.
+        self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def configuration_fingerprint(self, firmware: str | None) -> str:
+        """What post-boot configuration depends on: our settings and the charger's firmware."""
+        cfg = self.config
+        return f"{firmware}|{cfg.meter_sample_interval_s}|{','.join(cfg.meter_measurands)}"
+
+    async def paced(self, configuration: Awaitable[None]) -> None:
+        """Run a charger's post-boot configuration when fewer than the limit are under way."""
+        async with self.configuring:
+            await configuration
+
+    def needs_configuration(self, cp_id: str, fingerprint: str) -> bool:
+        """Whether a booted charger must be configured again: not if nothing changed since it
+        last was (a reconnect storm then costs no configuration calls at all)."""
+        known = self.store.capabilities([cp_id]).get(cp_id, {})
+        return known.get("configured_for") != fingerprint
 
     async def boot(self, event: Booted) -> str:
         """Record a boot; answer Accepted, or Rejected/Pending for an unknown charger."""

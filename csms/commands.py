@@ -58,28 +58,35 @@ class Commands:
         """Send on `conn`, recording the command and how it ended."""
         self._in_flight += 1
         self._idle.clear()
+        # The record is written while the call travels (it rides with the next group commit),
+        # not before it: a command costs the charger's round trip, not that plus a commit.
+        record = asyncio.ensure_future(
+            self.store.record_command(conn.cp_id, action, payload, self.clock.now()))
         try:
-            command_id = await self.store.record_command(conn.cp_id, action, payload,
-                                                         self.clock.now())
             try:
                 answer = await conn.call(action, payload)
             except CallFailed as exc:
-                await self.store.finish_command(command_id, exc.status,
-                                                {"error": str(exc), **exc.details},
-                                                self.clock.now())
-                return CommandResult(command_id, exc.status, None, str(exc))
+                status, response, error = exc.status, {"error": str(exc), **exc.details}, \
+                    str(exc)
             except asyncio.CancelledError:
                 # The caller gave up (shutdown); the record must still say how it ended.
-                await asyncio.shield(self.store.finish_command(
-                    command_id, "failed", {"error": "cancelled"}, self.clock.now()))
+                await asyncio.shield(self._finish(record, "failed", {"error": "cancelled"}))
                 raise
-            status = command_status(answer)
-            await self.store.finish_command(command_id, status, answer, self.clock.now())
-            return CommandResult(command_id, status, answer)
+            else:
+                status, response, error = command_status(answer), answer, None
+            command_id = await self._finish(record, status, response)
+            return CommandResult(command_id, status, None if error else response, error)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    async def _finish(self, record: asyncio.Future[int], status: str,
+                      response: Payload | None) -> int:
+        """Record how a command ended, once its own record is written; return its id."""
+        command_id = await record
+        await self.store.finish_command(command_id, status, response, self.clock.now())
+        return command_id
 
     async def record(self, conn: ChargerConnection, action: str, payload: Payload) -> Payload:
         """Like `exchange`, for handlers: the answer, or CallFailed when there is none."""

@@ -65,6 +65,8 @@ class OcppConfig(_Section):
         ]
     )
     configure_after_boot: bool = True
+    # Chargers configured after their boot at once (the rest wait their turn).
+    post_boot_concurrency: PositiveInt = 50
     # Charge point ids whose firmware breaks the schemas: violations are logged, not refused.
     relaxed_validation: list[str] = Field(default_factory=list)
     ping_interval_s: Positive | None = 30.0

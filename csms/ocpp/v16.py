@@ -46,14 +46,17 @@ def _id_tag_info(info: IdTagInfo) -> Payload:
 
 
 async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
-    status = await ctx.central.boot(Booted(
+    booted = Booted(
         cp_id=ctx.cp_id, protocol=SUBPROTOCOL, vendor=p["chargePointVendor"],
         model=p["chargePointModel"],
         serial=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"),
         firmware=p.get("firmwareVersion"),
-    ))
-    if status == "Accepted" and ctx.central.config.configure_after_boot:
-        ctx.after_reply(lambda: configure(ctx))
+    )
+    status = await ctx.central.boot(booted)
+    fingerprint = ctx.central.configuration_fingerprint(booted.firmware)
+    if status == "Accepted" and ctx.central.config.configure_after_boot \
+            and ctx.central.needs_configuration(ctx.cp_id, fingerprint):
+        ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"status": status, "currentTime": iso(ctx.central.now()),
             "interval": ctx.central.config.heartbeat_interval_s}
 
@@ -158,7 +161,7 @@ def parse_capabilities(keys: list[dict[str, Any]]) -> dict[str, Any]:
     return caps
 
 
-async def configure(ctx: HandlerContext) -> None:
+async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     """After boot: set the meter-value interval and measurands, read smart-charging limits."""
     cfg = ctx.central.config
     wanted = {
@@ -173,6 +176,7 @@ async def configure(ctx: HandlerContext) -> None:
     caps = parse_capabilities(answer.get("configurationKey") or [])
     caps["configured"] = results
     caps["unknown_keys"] = answer.get("unknownKey") or []
+    caps["configured_for"] = fingerprint
     await ctx.central.store.save_capabilities(ctx.cp_id, caps)
 
 

@@ -42,13 +42,16 @@ def _id_token_info(info: IdTagInfo) -> Payload:
 
 async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     station = p["chargingStation"]
-    status = await ctx.central.boot(Booted(
+    booted = Booted(
         cp_id=ctx.cp_id, protocol=SUBPROTOCOL, vendor=station["vendorName"],
         model=station["model"], serial=station.get("serialNumber"),
         firmware=station.get("firmwareVersion"), reason=p.get("reason"),
-    ))
-    if status == "Accepted" and ctx.central.config.configure_after_boot:
-        ctx.after_reply(lambda: configure(ctx))
+    )
+    status = await ctx.central.boot(booted)
+    fingerprint = ctx.central.configuration_fingerprint(booted.firmware)
+    if status == "Accepted" and ctx.central.config.configure_after_boot \
+            and ctx.central.needs_configuration(ctx.cp_id, fingerprint):
+        ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"currentTime": iso(ctx.central.now()),
             "interval": ctx.central.config.heartbeat_interval_s, "status": status}
 
@@ -173,7 +176,7 @@ def parse_capabilities(results: list[dict[str, Any]]) -> dict[str, Any]:
     return caps
 
 
-async def configure(ctx: HandlerContext) -> None:
+async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     """After boot: set TxUpdatedInterval and measurands, read SmartChargingCtrlr variables."""
     cfg = ctx.central.config
     answer = await ctx.send("SetVariables", {"setVariableData": [
@@ -193,6 +196,7 @@ async def configure(ctx: HandlerContext) -> None:
     answer = await ctx.send("GetVariables", {"getVariableData": get})
     caps = parse_capabilities(answer.get("getVariableResult", []))
     caps["configured"] = configured
+    caps["configured_for"] = fingerprint
     await ctx.central.store.save_capabilities(ctx.cp_id, caps)
 
 
