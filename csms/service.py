@@ -103,6 +103,7 @@ class Loadstar:
                 probe_sqlite(db)
             await self.store.open()
             await self.store.mark_all_offline()
+            await self.store.abandon_pending_commands(self.clock.now())
         except (sqlite3.Error, OSError) as e:
             raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
         if self.planner is not None:

@@ -225,6 +225,16 @@ class SqliteStore:
     def mark_all_offline(self, db: Db) -> None:
         db.execute("UPDATE charge_points SET online=0")
 
+    @_writes
+    def abandon_pending_commands(self, db: Db, now: datetime) -> int:
+        """Commands a previous run left waiting (it was killed) will never get an answer."""
+        cur = db.execute(
+            "UPDATE commands SET status='failed', response=?, answered_at=?"
+            " WHERE status='pending'",
+            (json.dumps({"error": "interrupted: the CSMS stopped before the answer"}),
+             _ts(now)))
+        return cur.rowcount
+
     async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
         await self._register_charge_point(cp_id, password_hash)
         self._capabilities.setdefault(cp_id, {})

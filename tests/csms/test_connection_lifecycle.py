@@ -363,3 +363,17 @@ async def test_chargers_left_online_by_a_crash_are_offline_after_a_restart(
             assert cp is not None and cp.online
         finally:
             await c.close()
+
+
+async def test_commands_a_killed_server_left_pending_are_failed_at_the_next_start(
+        tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    store = SqliteStore(config.store.path)  # what a server killed mid-command leaves behind
+    await store.open()
+    left = await store.record_command("GONE", "Reset", {"type": "Soft"}, datetime.now(UTC))
+    await store.close()
+
+    async with running(config) as service:
+        [command] = await service.store.list_commands("GONE")
+        assert command.id == left and command.status == "failed"
+        assert command.response is not None and "interrupted" in command.response["error"]
