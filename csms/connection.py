@@ -237,19 +237,26 @@ class ChargerConnection:
             if self._tasks is not None:
                 self._tasks.create_task(self._run_job(job))
 
-    async def _throttle(self) -> None:
-        """Hold this charger's next frame while it is over its message rate."""
+    async def _throttle(self) -> bool:
+        """Hold this charger's next frame while it is over its message rate; False when the
+        connection closed meanwhile."""
         delay = self._bucket.take(time.monotonic())
         if delay <= 0:
             if self._throttled and self._bucket.available(time.monotonic()) >= 1:
                 self._throttled = False
                 log.info("rate_limit_ended")
-            return
+            return True
         if not self._throttled:
             self._throttled = True
             log.warning("rate_limited", max_messages_per_s=self.config.max_messages_per_s)
-        # Reading stops meanwhile, so the flood backs up in the charger's own TCP buffers.
-        await asyncio.sleep(delay)
+        # Reading stops meanwhile, so the flood backs up in the charger's own TCP buffers;
+        # a close (the charger's, or our shutdown) ends the wait.
+        closed = asyncio.ensure_future(self.ws.wait_closed())
+        try:
+            await asyncio.wait({closed}, timeout=delay)
+        finally:
+            closed.cancel()
+        return not closed.done() or closed.cancelled()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -261,7 +268,8 @@ class ChargerConnection:
                 await self.central.connection_changed(self.cp_id, True, self.subprotocol)
                 try:
                     async for message in self.ws:
-                        await self._throttle()
+                        if not await self._throttle():
+                            break  # closed while it waited: nobody to answer
                         await self.handle_text(message)
                         # Frames already buffered are read without suspending: give every
                         # other charger its turn between two frames of this one.

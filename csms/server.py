@@ -77,6 +77,7 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+CLOSE_TIMEOUT_S = 2.0
 # Headers a request may carry once: two Authorization headers are an attack, not a retry.
 _SINGLE_HEADERS = ("Authorization", "Host")
 
@@ -171,6 +172,9 @@ class OcppServer:
             # The OCPP limit answers with a CALLERROR; the socket limit is a last resort.
             max_size=max(16 * self.config.max_frame_bytes, 1 << 20),
             server_header="Loadstar",
+            # A charger that does not answer our close (or is not read: throttled) within this
+            # is cut off, so shutdown and replacement stay quick.
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         log.info("ocpp_listening", host=self.config.host, port=self.port,
                  tls=self._server is not None and self.ssl_context() is not None)
@@ -180,8 +184,9 @@ class OcppServer:
         if self._server is None:
             return
         self._server.close(close_connections=False)
-        for conn in self.registry.all():
-            await conn.close("shutdown")
+        # All at once: one charger that does not answer the close costs its close_timeout,
+        # not that times the number of chargers.
+        await asyncio.gather(*(conn.close("shutdown") for conn in self.registry.all()))
         await self._server.wait_closed()
         self._server = None
         self._passwords.close()
