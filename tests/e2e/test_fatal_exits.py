@@ -10,8 +10,9 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,34 @@ async def test_housekeeping_that_dies_stops_serve_with_a_non_zero_exit(
     assert code == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
         "loadstar: housekeeping stopped: simulated crash")
+
+
+@pytest.fixture
+def database_on_a_read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """An existing database on a read-only file system (root cannot write through that)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root; the permission cases above cover other users")
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    sqlite3.connect(src / "ro.db").execute("CREATE TABLE t (x)").connection.close()
+    if subprocess.run(["mount", "--bind", str(src), str(ro)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("this machine does not let us mount")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("this machine does not let us remount read-only")
+        yield ro / "ro.db"
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True, check=False)
+
+
+async def test_a_read_only_database_ends_serve_with_one_line_naming_it(
+        tmp_path: Path, database_on_a_read_only_mount: Path) -> None:
+    db = database_on_a_read_only_mount
+    code, lines = await exit_of(await serve(write_config(tmp_path, db)))
+    assert code != 0
+    assert not any("Traceback" in line for line in lines), lines
+    assert len(operator_lines(lines)) == 1, lines
+    assert operator_lines(lines)[0].startswith(f"loadstar: cannot open database {db}: "), lines
