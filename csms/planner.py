@@ -24,7 +24,7 @@ from csms.planning.loop import SiteLoop, SiteLoops
 from csms.planning.models import ModelBook
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
-from csms.planning.verdicts import Verdicts, on_firmware
+from csms.planning.verdicts import Verdicts, on_firmware, reading_inputs
 from csms.sites import SiteDirectory
 from csms.store import Store
 from loadmgmt.allocator import allocate
@@ -130,11 +130,14 @@ class Planner:
         if isinstance(event, Booted):
             self._model_of[event.cp_id] = model_key(event.vendor, event.model, event.firmware,
                                                     event.cp_id)
+        before = self._reading_inputs(event)
         conn = self.live.apply(event)
         self.live.charger(event.cp_id).last_seen = self.clock.now()
         urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             urgent = self._verdicts.on_reading(conn)
+            if not urgent and before is not None and before == self._reading_inputs(event):
+                return  # a periodic reading that changes nothing the allocator sees
         started = isinstance(event, TransactionStarted) or (
             isinstance(event, TransactionEvent201) and event.event_type == "Started")
         if conn is not None and started and self._tasks is not None:
@@ -144,6 +147,24 @@ class Planner:
                                                                     conn.connector_id))
         site_id = self.directory.placement(event.cp_id).site_id
         self.request(site_id, type(event).__name__, urgent=urgent)
+
+    def _reading_inputs(self, event: DomainEvent) -> tuple[object, ...] | None:
+        """`reading_inputs` of the connector a periodic reading is about (None: not one)."""
+        if isinstance(event, TransactionEvent201):
+            if event.event_type != "Updated" or event.trigger_reason != "MeterValuePeriodic":
+                return None
+            cp = self.live.chargers.get(event.cp_id)
+            c = None if cp is None else next(
+                (x for x in cp.connectors.values() if x.tx_id == event.ocpp_tx_id), None)
+        elif isinstance(event, Metered) and event.connector_id > 0:
+            cp = self.live.chargers.get(event.cp_id)
+            c = None if cp is None else cp.connectors.get(event.connector_id)
+        else:
+            return None
+        if cp is None or c is None:
+            return None
+        site = self.directory.site(self.directory.placement(event.cp_id).site_id)
+        return reading_inputs(cp, c, self.clock.now(), site.lend_after_s)
 
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.

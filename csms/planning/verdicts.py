@@ -7,6 +7,7 @@ really allow. Verdicts are kept per charger and firmware.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -39,6 +40,24 @@ def track_headroom(c: ConnectorState) -> None:
             c.below_since = c.measured_at
     elif c.measured_w >= c.held_tx_w - 500.0:
         c.below_since = None
+
+
+def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
+                   lend_after_s: float) -> tuple[object, ...] | None:
+    """What a reading could change in the allocator's view of its connector; None when the
+    draw itself is an input, so every reading must re-plan.
+
+    The allocator reads a draw only where a car is lent headroom (below its limit for
+    `lend_after_s`) or counted at its draw (offline, ignoring, pinned), and the first reading
+    of a car is judged. Two readings with equal inputs plan alike: at 1,000 metering chargers
+    planning again on each was most of the server's work.
+    """
+    if not cp.online or c.measured_w is None or c.ignoring or c.pinned_w is not None:
+        return None
+    if c.below_since is not None and (now - c.below_since).total_seconds() >= lend_after_s:
+        return None
+    return (c.below_since is None, cp.follows_profiles, cp.ignores_profiles, c.held_tx_w,
+            c.tx_id)
 
 
 class Verdicts:
