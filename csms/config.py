@@ -77,16 +77,23 @@ class OcppConfig(_Section):
     # `message_burst`); past that its frames wait, so a flood slows only the flooder.
     max_messages_per_s: Positive = 20.0
     message_burst: PositiveInt = 200
-    # Per source address: websocket upgrades, and failed Basic-auth attempts, before 429.
-    upgrades_per_address_per_s: Positive = 10.0
-    upgrade_burst: PositiveInt = 200
+    # Per source address, websocket upgrades before 429. Generous: a whole car park behind
+    # one NAT or APN gateway reconnects from one address after a restart.
+    upgrades_per_address_per_s: Positive = 200.0
+    upgrade_burst: PositiveInt = 2000
+    # Failed Basic-auth attempts before 429: per charge point id from an address (a guesser),
+    # and per address over all ids (a sprayer). Kept per id so that one misconfigured charger
+    # does not lock out the others behind the same address.
     failed_auth_per_address_per_min: Positive = 6.0
     failed_auth_burst: PositiveInt = 10
+    failed_auth_per_address_all_ids_per_min: Positive = 60.0
+    failed_auth_all_ids_burst: PositiveInt = 100
     # Password checks (scrypt) run on this many threads; more waiting than
-    # `max_pending_auth` are refused with 503 rather than queued.
+    # `max_pending_auth` (or than `max_pending_auth_per_address` from one address) are
+    # refused with 503/429 rather than queued.
     auth_workers: PositiveInt = 2
     max_pending_auth: PositiveInt = 32
-    max_pending_auth_per_address: PositiveInt = 4
+    max_pending_auth_per_address: PositiveInt = 8
 
     @model_validator(mode="after")
     def _tls_pair(self) -> OcppConfig:

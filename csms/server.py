@@ -140,6 +140,9 @@ class OcppServer:
         self._upgrades = BucketsByKey(config.upgrades_per_address_per_s, config.upgrade_burst)
         self._failed_auth = BucketsByKey(config.failed_auth_per_address_per_min / 60.0,
                                          config.failed_auth_burst)
+        self._failed_auth_all_ids = BucketsByKey(
+            config.failed_auth_per_address_all_ids_per_min / 60.0,
+            config.failed_auth_all_ids_burst)
         self._passwords = PasswordChecker(config.auth_workers, config.max_pending_auth)
         self._auth_pending: dict[str, int] = {}
 
@@ -233,7 +236,9 @@ class OcppServer:
     async def _authenticate(self, connection: ServerConnection, cp_id: str, address: str,
                             headers: Headers) -> Response | None:
         """Check Basic auth; refuse addresses that keep failing before hashing anything."""
-        if not self._failed_auth.allows(address, time.monotonic()):
+        now, guess = time.monotonic(), f"{address}|{cp_id}"
+        if not (self._failed_auth.allows(guess, now)
+                and self._failed_auth_all_ids.allows(address, now)):
             log.warning("refused_auth_rate", cp_id=cp_id, remote=address)
             return _refuse(connection, HTTPStatus.TOO_MANY_REQUESTS,
                            "Too many failed authentications from this address",
@@ -260,7 +265,8 @@ class OcppServer:
             return _refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE,
                            "Too many authentications in progress", Retry_After="5")
         if not ok:
-            self._failed_auth.take(address, time.monotonic())
+            self._failed_auth.take(guess, time.monotonic())
+            self._failed_auth_all_ids.take(address, time.monotonic())
             log.warning("refused_unauthorized", cp_id=cp_id, had_credentials=bool(creds),
                         remote=address)
             return _refuse(connection, HTTPStatus.UNAUTHORIZED, "Unauthorized",

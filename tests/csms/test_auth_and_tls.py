@@ -351,3 +351,20 @@ async def test_a_password_guessing_flood_from_one_address_is_cut_off_and_a_charg
     ocpp = server.config.ocpp
     assert sorted(set(statuses)) <= [401, 429]
     assert statuses.count(401) <= ocpp.failed_auth_burst + ocpp.max_pending_auth_per_address
+
+
+async def test_a_misconfigured_charger_does_not_lock_out_its_neighbours_behind_one_address(
+        server: Loadstar, url: Callable[[str], str], registered: str) -> None:
+    behind_one_nat = {"local_addr": ("127.0.0.3", 0)}
+    statuses = [await refused_status(url("MISCONFIGURED"), ["ocpp1.6"],
+                                     additional_headers=basic("MISCONFIGURED", "old"),
+                                     **behind_one_nat)
+                for _ in range(server.config.ocpp.failed_auth_burst + 5)]
+    assert statuses[-1] == 429  # the guessing id is cut off...
+    charger = await RawClient.connect(url(registered), "ocpp1.6",
+                                      additional_headers=basic(registered, PASSWORD),
+                                      **behind_one_nat)
+    try:
+        await boot16(charger)  # ...its neighbour is not
+    finally:
+        await charger.close()
