@@ -21,9 +21,11 @@ from typing import NoReturn
 
 import structlog
 
+from adapters.http.app import create_app
+from adapters.http.server import HttpServer
 from csms.clock import Clock
 from csms.config import Config
-from csms.service import Loadstar, StartupError
+from csms.service import Loadstar, StartupError, error_text
 
 log = structlog.get_logger("adapters.cli.lifecycle")
 
@@ -60,6 +62,9 @@ async def run(config: Config, clock: Clock | None = None,
         log.exception("start_failed")
         say(f"cannot start: {type(e).__name__}: {e}")
         return 1
+    http = await _start_http(service)
+    if http is None:
+        return 1
     # Everything loaded so far (ortools, the store, the sites) lives as long as the process:
     # keep it out of the cyclic collector, whose full passes over it stalled plans by ~50 ms.
     gc.freeze()
@@ -85,7 +90,7 @@ async def run(config: Config, clock: Clock | None = None,
         waiter.cancel()
     stopping = True
     try:
-        await asyncio.wait_for(service.stop(), shutdown_timeout_s)
+        await asyncio.wait_for(_stop(service, http), shutdown_timeout_s)
     except TimeoutError:
         log.error("shutdown_timeout", timeout_s=shutdown_timeout_s)
         exit_now(f"shutdown did not finish within {shutdown_timeout_s:g} s; exiting without it",
@@ -97,3 +102,34 @@ async def run(config: Config, clock: Clock | None = None,
         say(service.failure)
         return 1
     return 0
+
+
+async def _start_http(service: Loadstar) -> HttpServer | bool | None:
+    """Start the HTTP app if enabled (False if not); None, having stopped the core, if it
+    cannot listen."""
+    cfg = service.config.http
+    if not cfg.enabled:
+        return False
+    http = HttpServer(create_app(service), cfg.host, cfg.port)
+    try:
+        await http.start()
+    except OSError as e:
+        say(f"cannot listen on {cfg.host}:{cfg.port}: {error_text(e)}")
+        await service.stop()
+        return None
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not http.stopping:
+            error = task.exception() if not task.cancelled() else None
+            service.fail(f"the HTTP server stopped: {error_text(error) if error else 'ended'}")
+
+    assert http.task is not None
+    http.task.add_done_callback(ended)
+    return http
+
+
+async def _stop(service: Loadstar, http: HttpServer | bool) -> None:
+    """Stop the HTTP app first (no request reaches a stopping core), then the core."""
+    if isinstance(http, HttpServer):
+        await http.stop()
+    await service.stop()
