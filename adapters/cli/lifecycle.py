@@ -52,22 +52,8 @@ async def run(config: Config, clock: Clock | None = None,
               shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S) -> int:
     """Start Loadstar, serve until SIGTERM/SIGINT or a fatal failure, stop; the exit code."""
     service = Loadstar(config, clock=clock)
-    try:
-        await service.start()
-    except StartupError as e:
-        say(str(e))
-        return 1
-    except Exception as e:
-        # A bug, not an operator's mistake: keep the traceback in the log, still exit cleanly.
-        log.exception("start_failed")
-        say(f"cannot start: {type(e).__name__}: {e}")
-        return 1
-    http = await _start_http(service)
-    if http is None:
-        return 1
-    # Everything loaded so far (ortools, the store, the sites) lives as long as the process:
-    # keep it out of the cyclic collector, whose full passes over it stalled plans by ~50 ms.
-    gc.freeze()
+    # Signals are ours from before the start: one that comes while the core or the HTTP app
+    # starts (after `ocpp_listening`) stops what started, instead of killing the process.
     stopping = False
     stop = asyncio.Event()
 
@@ -84,6 +70,25 @@ async def run(config: Config, clock: Clock | None = None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await service.start()
+    except StartupError as e:
+        say(str(e))
+        return 1
+    except Exception as e:
+        # A bug, not an operator's mistake: keep the traceback in the log, still exit cleanly.
+        log.exception("start_failed")
+        say(f"cannot start: {type(e).__name__}: {e}")
+        return 1
+    http: HttpServer | None = None
+    if config.http.enabled:
+        http = await _start_http(service)
+        if http is None:
+            return 1
+    # Everything loaded so far (ortools, the store, the sites, the app) lives as long as the
+    # process: keep it out of the cyclic collector, whose full passes over it stalled plans by
+    # ~50 ms.
+    gc.freeze()
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
@@ -104,12 +109,9 @@ async def run(config: Config, clock: Clock | None = None,
     return 0
 
 
-async def _start_http(service: Loadstar) -> HttpServer | bool | None:
-    """Start the HTTP app if enabled (False if not); None, having stopped the core, if it
-    cannot listen."""
+async def _start_http(service: Loadstar) -> HttpServer | None:
+    """Start the HTTP app on `[http]`; None, having stopped the core, if it cannot listen."""
     cfg = service.config.http
-    if not cfg.enabled:
-        return False
     http = HttpServer(create_app(service), cfg.host, cfg.port)
     try:
         await http.start()
@@ -128,8 +130,8 @@ async def _start_http(service: Loadstar) -> HttpServer | bool | None:
     return http
 
 
-async def _stop(service: Loadstar, http: HttpServer | bool) -> None:
+async def _stop(service: Loadstar, http: HttpServer | None) -> None:
     """Stop the HTTP app first (no request reaches a stopping core), then the core."""
-    if isinstance(http, HttpServer):
+    if http is not None:
         await http.stop()
     await service.stop()
