@@ -104,7 +104,8 @@ class OcppConfig(_Section):
 
 
 class HttpConfig(_Section):
-    host: str = "127.0.0.1"
+    enabled: bool = True
+    host: Id = "127.0.0.1"
     port: Port = 8080
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from pydantic import ValidationError
 
+from csms.api_keys import ApiKeys
 from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
@@ -65,6 +66,7 @@ class Loadstar:
         self.bus = EventBus()
         self.central = Central(self.store, config.ocpp, self.clock, self.bus)
         self.registry = Registry()
+        self.api_keys = ApiKeys(self.store)
         self.commands = Commands(self.store, self.registry, self.clock)
         self.server = OcppServer(config.ocpp, self.central, self.store, self.clock,
                                  self.registry, self.commands.record)

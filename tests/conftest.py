@@ -25,6 +25,7 @@ def make_config(tmp_path: Path, **ocpp: object) -> Config:
     config.store.path = str(tmp_path / "loadstar.db")
     config.ocpp.host = "127.0.0.1"
     config.ocpp.port = 0
+    config.http.port = 0
     for key, value in ocpp.items():
         setattr(config.ocpp, key, value)
     return config

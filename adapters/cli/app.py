@@ -1,4 +1,5 @@
-"""The `loadstar` verbs: serve, the operator read path, charger registration, simulate.
+"""The `loadstar` verbs: serve, the operator read path, charger registration, API keys,
+simulate.
 
 Each verb parses its options and prints; `lifecycle` runs `serve`, `simulate` runs the
 simulators.
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
+from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
 from csms.clock import Clock, ScaledClock, parse_iso
 from csms.config import Config, ConfigError, load_config
 from csms.logs import configure_logging
@@ -30,6 +32,8 @@ from csms.store import SqliteStore
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
                   no_args_is_help=True, add_completion=False)
+keys = typer.Typer(help="API keys of the HTTP side (stored hashed).", no_args_is_help=True)
+app.add_typer(keys, name="keys")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
@@ -159,3 +163,54 @@ def simulate(
                           duration_s=duration, speed=speed)
     raise typer.Exit(code)
 
+
+
+@keys.command("create")
+def keys_create(
+    scopes: Annotated[str, typer.Option(
+        "--scopes", help=f"comma-separated, of: {', '.join(SCOPES)}")] = "read",
+    config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Make an API key and print it once (only its hash is stored)."""
+    cfg = _config(config)
+    try:
+        wanted = parse_scopes(scopes)
+    except ScopeError as e:
+        say(f"--scopes: {e}")
+        raise typer.Exit(2) from None
+    now = datetime.now(UTC)
+    new = asyncio.run(_with_store(cfg, lambda s: ApiKeys(s).create(wanted, now)))
+    if as_json:
+        typer.echo(json.dumps({"id": new.id, "key": new.key, "scopes": list(new.scopes),
+                               "created": new.created_at.isoformat()}))
+        return
+    typer.echo(f"key {new.id} ({','.join(new.scopes)}): {new.key}")
+    typer.echo("It is shown only this once: keep it now.")
+
+
+@keys.command("list")
+def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List API keys: id, scopes, created, revoked (never the key)."""
+    cfg = _config(config)
+    records = asyncio.run(_with_store(cfg, lambda s: ApiKeys(s).list()))
+    rows = [{"id": r.id, "scopes": list(r.scopes), "created": r.created_at.isoformat(),
+             "revoked": r.revoked_at.isoformat() if r.revoked_at else None} for r in records]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "scopes", "created", "revoked")
+    for row in rows:
+        table.add_row(str(row["id"]), ",".join(row["scopes"]), str(row["created"]),
+                      str(row["revoked"] or "-"))
+    console.print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
+    """Revoke an API key by id: it stops working at once, also on a running server."""
+    cfg = _config(config)
+    now = datetime.now(UTC)
+    if not asyncio.run(_with_store(cfg, lambda s: ApiKeys(s).revoke(key_id, now))):
+        say(f"no live key {key_id}")
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key_id}")

@@ -21,9 +21,11 @@ from typing import NoReturn
 
 import structlog
 
+from adapters.http.app import create_app
+from adapters.http.server import HttpServer
 from csms.clock import Clock
 from csms.config import Config
-from csms.service import Loadstar, StartupError
+from csms.service import Loadstar, StartupError, error_text
 
 log = structlog.get_logger("adapters.cli.lifecycle")
 
@@ -50,19 +52,8 @@ async def run(config: Config, clock: Clock | None = None,
               shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S) -> int:
     """Start Loadstar, serve until SIGTERM/SIGINT or a fatal failure, stop; the exit code."""
     service = Loadstar(config, clock=clock)
-    try:
-        await service.start()
-    except StartupError as e:
-        say(str(e))
-        return 1
-    except Exception as e:
-        # A bug, not an operator's mistake: keep the traceback in the log, still exit cleanly.
-        log.exception("start_failed")
-        say(f"cannot start: {type(e).__name__}: {e}")
-        return 1
-    # Everything loaded so far (ortools, the store, the sites) lives as long as the process:
-    # keep it out of the cyclic collector, whose full passes over it stalled plans by ~50 ms.
-    gc.freeze()
+    # Signals are ours from before the start: one that comes while the core or the HTTP app
+    # starts (after `ocpp_listening`) stops what started, instead of killing the process.
     stopping = False
     stop = asyncio.Event()
 
@@ -79,13 +70,32 @@ async def run(config: Config, clock: Clock | None = None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await service.start()
+    except StartupError as e:
+        say(str(e))
+        return 1
+    except Exception as e:
+        # A bug, not an operator's mistake: keep the traceback in the log, still exit cleanly.
+        log.exception("start_failed")
+        say(f"cannot start: {type(e).__name__}: {e}")
+        return 1
+    http: HttpServer | None = None
+    if config.http.enabled:
+        http = await _start_http(service)
+        if http is None:
+            return 1
+    # Everything loaded so far (ortools, the store, the sites, the app) lives as long as the
+    # process: keep it out of the cyclic collector, whose full passes over it stalled plans by
+    # ~50 ms.
+    gc.freeze()
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
     stopping = True
     try:
-        await asyncio.wait_for(service.stop(), shutdown_timeout_s)
+        await asyncio.wait_for(_stop(service, http), shutdown_timeout_s)
     except TimeoutError:
         log.error("shutdown_timeout", timeout_s=shutdown_timeout_s)
         exit_now(f"shutdown did not finish within {shutdown_timeout_s:g} s; exiting without it",
@@ -97,3 +107,31 @@ async def run(config: Config, clock: Clock | None = None,
         say(service.failure)
         return 1
     return 0
+
+
+async def _start_http(service: Loadstar) -> HttpServer | None:
+    """Start the HTTP app on `[http]`; None, having stopped the core, if it cannot listen."""
+    cfg = service.config.http
+    http = HttpServer(create_app(service), cfg.host, cfg.port)
+    try:
+        await http.start()
+    except OSError as e:
+        say(f"cannot listen on {cfg.host}:{cfg.port}: {error_text(e)}")
+        await service.stop()
+        return None
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not http.stopping:
+            error = task.exception() if not task.cancelled() else None
+            service.fail(f"the HTTP server stopped: {error_text(error) if error else 'ended'}")
+
+    assert http.task is not None
+    http.task.add_done_callback(ended)
+    return http
+
+
+async def _stop(service: Loadstar, http: HttpServer | None) -> None:
+    """Stop the HTTP app first (no request reaches a stopping core), then the core."""
+    if http is not None:
+        await http.stop()
+    await service.stop()

@@ -1,6 +1,7 @@
 """Storage behind a small interface so a PostgreSQL implementation can replace SQLite."""
 
 from csms.store.base import (
+    ApiKeyRecord,
     ChargePointRecord,
     CommandRecord,
     ConnectorRecord,
@@ -11,6 +12,7 @@ from csms.store.base import (
 from csms.store.sqlite import SqliteStore
 
 __all__ = [
+    "ApiKeyRecord",
     "ChargePointRecord",
     "CommandRecord",
     "ConnectorRecord",

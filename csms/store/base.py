@@ -104,6 +104,17 @@ class StoreHealth:
         self.last_success_at = now
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: its hash, never the key."""
+
+    id: int
+    key_hash: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
 
@@ -177,3 +188,10 @@ class Store(Protocol):
     async def prune_frames(self, older_than: datetime) -> int: ...
     async def prune_plans(self, older_than: datetime) -> int: ...
     async def prune_commands(self, older_than: datetime) -> int: ...
+
+    # API keys (hashed)
+    async def add_api_key(self, key_hash: str, scopes: tuple[str, ...],
+                          now: datetime) -> int: ...
+    async def revoke_api_key(self, key_id: int, now: datetime) -> bool: ...
+    async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+    async def list_api_keys(self) -> list[ApiKeyRecord]: ...

@@ -222,3 +222,16 @@ MIGRATIONS.append(
     CREATE INDEX sessions_start_lookup ON sessions (cp_id, connector_id, started_at);
     """
 )
+
+MIGRATIONS.append(
+    # 7: API keys for the HTTP side: only a hash of each key is kept, never the key
+    """
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """
+)

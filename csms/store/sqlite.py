@@ -19,6 +19,7 @@ from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite_base import Db, SqliteBase, _ts
 from csms.store.sqlite_chargers import ChargePointsMixin
 from csms.store.sqlite_commands import CommandsMixin
+from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
 from csms.store.sqlite_sessions import SessionsMixin
 from csms.store.writer import BatchWriter
@@ -40,7 +41,8 @@ def _encodable(value: Any) -> Any:
     return value
 
 
-class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, SqliteBase):
+class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
+                  SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:

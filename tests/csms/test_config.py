@@ -59,6 +59,8 @@ def test_unknown_sections_and_keys_are_named(tmp_path: Path, text: str, expected
     (SITE.format(id="a", kw=10) + 'timezone = "Mars/Base"\n', "sites[0].timezone"),
     ("[ocpp]\nport = 70000\n", "ocpp.port"),
     ("[http]\nport = -1\n", "http.port"),
+    ('[http]\nenabled = "maybe"\n', "http.enabled"),
+    ('[http]\nhost = ""\n', "http.host"),
     ("[ocpp]\nheartbeat_interval_s = -300\n", "ocpp.heartbeat_interval_s"),
     ("[ocpp]\ncall_timeout_s = 0\n", "ocpp.call_timeout_s"),
     ("[load]\ncoalesce_s = -0.5\n", "load.coalesce_s"),

@@ -27,9 +27,10 @@ from tests.raw_client import RawClient
 EXIT_WITHIN_S = 10.0
 
 
-def write_config(tmp_path: Path, db: Path | str, port: int = 0) -> Path:
+def write_config(tmp_path: Path, db: Path | str, port: int = 0, http_port: int = 0) -> Path:
     config = tmp_path / "serve.toml"
     config.write_text(f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nconfigure_after_boot = false\n'
+                      f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
                       f'[store]\npath = "{db}"\n[log]\nformat = "json"\nlevel = "info"\n')
     return config
 
