@@ -54,6 +54,8 @@ class Server:
         self.config.write_text(
             '[ocpp]\nhost = "127.0.0.1"\nport = 0\nconfigure_after_boot = false\n'
             f"require_auth = {'true' if require_auth else 'false'}\n"
+            # The bench measures OCPP; the HTTP app would take port 8080.
+            '[http]\nenabled = false\n'
             f'[store]\npath = "{self.db}"\n[log]\nformat = "json"\nlevel = "info"\n'
         )
         self.proc: asyncio.subprocess.Process | None = None

@@ -72,6 +72,7 @@ def loadstar_toml(port: int, db: Path, n: int, site_kw: float, heartbeat_s: int,
         "[ocpp]", 'host = "127.0.0.1"', f"port = {port}", f"heartbeat_interval_s = {heartbeat_s}",
         "configure_after_boot = true", f"meter_sample_interval_s = {int(meter_s)}",
         'meter_measurands = ["Energy.Active.Import.Register", "Power.Active.Import"]',
+        "", "[http]", "enabled = false",  # OCPP is measured; HTTP would take port 8080
         "", "[store]", f'path = "{db}"', "", "[log]", 'format = "json"', 'level = "warning"',
         "", "[load]", "enabled = true", "",
     ]
