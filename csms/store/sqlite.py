@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -41,6 +40,46 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+class FrameLog:
+    """Raw frames buffered on the event loop and written with the next group of writes (a
+    Rider of BatchWriter): the log costs no commit of its own. Only the loop touches the
+    buffer; the writer thread gets the frames a group carries."""
+
+    def __init__(self) -> None:
+        self._buffer: list[FrameRecord] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._buffer)
+
+    def add(self, frame: FrameRecord) -> None:
+        """Buffer a frame; past FRAME_BUFFER_MAX it is dropped (a flood cannot grow memory)."""
+        if len(self._buffer) < FRAME_BUFFER_MAX:
+            self._buffer.append(frame)
+
+    def take(self) -> list[FrameRecord]:
+        """The buffered frames, for the next group."""
+        frames, self._buffer = self._buffer, []
+        return frames
+
+    def write(self, db: Db, frames: list[FrameRecord]) -> None:
+        """Insert the frames a group carries (in the writer thread)."""
+        if not frames:
+            return
+        rows = [(_ts(f.timestamp), f.cp_id, f.direction, f.message_type, f.unique_id,
+                 f.action, f.text) for f in frames]
+        try:
+            db.executemany(INSERT_FRAME, rows)
+        except UnicodeEncodeError:
+            # A hostile frame's lone surrogate must not cost the rest of the log (or the
+            # group it rides with): keep it, made encodable.
+            db.executemany(INSERT_FRAME, [tuple(map(_encodable, r)) for r in rows])
+
+    def give_back(self, frames: list[FrameRecord]) -> None:
+        """Keep the frames of a group that was not committed, for the next one."""
+        self._buffer[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._buffer))]
+
+
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
@@ -48,10 +87,10 @@ class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, Ke
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._frames: list[FrameRecord] = []
+        self._frame_log = FrameLog()
         # cp_id -> capabilities of every charger with a record; see `capabilities`.
         self._capabilities: dict[str, dict[str, Any]] = {}
-        self.writer = BatchWriter(self._connect_writer, self._write_frames)
+        self.writer = BatchWriter(self._connect_writer, self._frame_log)
 
     @property
     def health(self) -> StoreHealth:
@@ -98,31 +137,10 @@ class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, Ke
             self._db = None
 
     async def flush(self) -> None:
-        """Write buffered frame-log entries."""
-        if self._frames:
+        """Write buffered frame-log entries (also those a group in flight carries)."""
+        if self._frame_log.pending or self.writer.busy:
             await self.writer.submit(lambda db: None)
-
-    def _write_frames(self, db: Db) -> Callable[[bool], None]:
-        """Write the buffered frames with the group (in the writer thread); keep them if the
-        group is not committed."""
-        frames, self._frames = self._frames, []
-        if frames:
-            rows = [(_ts(f.timestamp), f.cp_id, f.direction, f.message_type, f.unique_id,
-                     f.action, f.text) for f in frames]
-            try:
-                db.executemany(INSERT_FRAME, rows)
-            except UnicodeEncodeError:
-                # A hostile frame's lone surrogate must not cost the rest of the log (or the
-                # group it rides with): keep it, made encodable.
-                db.executemany(INSERT_FRAME, [tuple(map(_encodable, r)) for r in rows])
-
-        def committed(ok: bool) -> None:
-            if not ok:
-                self._frames[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._frames))]
-
-        return committed
 
     def log_frame(self, frame: FrameRecord) -> None:
         """Buffer a raw frame; it is written with the next commit or flush."""
-        if len(self._frames) < FRAME_BUFFER_MAX:
-            self._frames.append(frame)
+        self._frame_log.add(frame)

@@ -11,7 +11,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import aiosqlite
 
 from csms.clock import parse_iso
-from csms.store.base import FrameRecord
 from csms.store.writer import BatchWriter
 
 
@@ -55,7 +54,6 @@ class SqliteBase:
     path: str
     writer: BatchWriter
     _db: aiosqlite.Connection | None
-    _frames: list[FrameRecord]
     _capabilities: dict[str, dict[str, Any]]
 
     @property

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -46,21 +46,32 @@ class _Outcome:
     error: BaseException | None = None  # the group as a whole failed
 
 
+class Rider(Protocol):
+    """Rows that ride along with every group (the frame log), so they cost no commit."""
+
+    def take(self) -> Any:
+        """On the event loop: what the next group carries."""
+
+    def write(self, db: sqlite3.Connection, taken: Any) -> None:
+        """In the writer thread, before COMMIT: write what was taken."""
+
+    def give_back(self, taken: Any) -> None:
+        """On the event loop: the group was not committed; keep what it carried."""
+
+
 class BatchWriter:
     """Runs write jobs in groups on one connection in one thread; see the module docstring."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection],
-                 before_commit: Callable[[sqlite3.Connection], Callable[[bool], None]]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], rider: Rider) -> None:
         self._connect = connect
-        # Called in the thread before COMMIT (the frame log rides along); the callback it
-        # returns learns whether the group was committed.
-        self._before_commit = before_commit
+        self._rider = rider
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._db: sqlite3.Connection | None = None
         self._queue: list[_Pending[Any]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._committing = False
         self.health = StoreHealth()
 
     async def start(self) -> None:
@@ -80,6 +91,11 @@ class BatchWriter:
             db, self._db = self._db, None
             await asyncio.get_running_loop().run_in_executor(self._thread, db.close)
         self._thread.shutdown(wait=True)
+
+    @property
+    def busy(self) -> bool:
+        """A group is being committed or jobs wait for the next one."""
+        return self._committing or bool(self._queue)
 
     async def submit(self, job: Job[R]) -> R:
         """Run `job` in the next group; return its result once that group is committed."""
@@ -101,8 +117,15 @@ class BatchWriter:
                 await self._wake.wait()
                 continue
             group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-            outcome = await loop.run_in_executor(
-                self._thread, self._commit_group, [p.job for p in group])
+            riding = self._rider.take()
+            self._committing = True
+            try:
+                outcome = await loop.run_in_executor(
+                    self._thread, self._commit_group, [p.job for p in group], riding)
+            finally:
+                self._committing = False
+            if outcome.error is not None:
+                self._rider.give_back(riding)
             self._settle(group, outcome)
 
     def _settle(self, group: list[_Pending[Any]], outcome: _Outcome) -> None:
@@ -137,12 +160,11 @@ class BatchWriter:
 
     # -- in the writer thread -------------------------------------------------------------
 
-    def _commit_group(self, jobs: list[Job[Any]]) -> _Outcome:
+    def _commit_group(self, jobs: list[Job[Any]], riding: Any) -> _Outcome:
         """BEGIN, each job under its own savepoint, COMMIT; a job's failure undoes only it."""
         db = self._db
         assert db is not None
         outcome = _Outcome()
-        committed: Callable[[bool], None] | None = None
         try:
             if db.in_transaction:
                 log.error("store_healed_open_transaction")
@@ -164,17 +186,13 @@ class BatchWriter:
                 if not single:
                     db.execute("RELEASE job")
                 outcome.results.append((True, result))
-            committed = self._before_commit(db)
+            self._rider.write(db, riding)
             db.execute("COMMIT")
         except Exception as exc:
             self._rollback(db)
-            if committed is not None:
-                committed(False)
             outcome.error = exc
             outcome.results = []
             return outcome
-        if committed is not None:
-            committed(True)
         return outcome
 
     @staticmethod
