@@ -69,10 +69,15 @@ _HEAD = re.compile(r'\s*\[\s*([0-9]+)\s*,\s*"([^"\\]{1,36})"')
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _peek_head(text: str) -> tuple[int | None, str]:
-    """MessageTypeId and MessageId of a frame too big or too odd to parse, where readable."""
+def _unparsed_error(text: str, description: str) -> OcppError:
+    """A FormatViolation for a frame too big or too odd to parse, answering the MessageId read
+    off its head (a reply's, marked so that it is not answered)."""
     m = _HEAD.match(text[:128])
-    return (int(m.group(1)), m.group(2)) if m else (None, UNKNOWN_ID)
+    if m is None:
+        return OcppError("FormatViolation", description, unique_id=UNKNOWN_ID)
+    kind = int(m.group(1))
+    details: dict[str, Any] = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
+    return OcppError("FormatViolation", description, details, unique_id=m.group(2))
 
 
 def _shape_problem(value: Any) -> str | None:
@@ -97,12 +102,9 @@ def _parse_error(text: str, exc: Exception) -> OcppError:
     if isinstance(exc, json.JSONDecodeError):
         return OcppError("RpcFrameworkError", "Frame is not valid JSON", {"cause": str(exc)},
                          unique_id=UNKNOWN_ID)
-    # Valid JSON syntax beyond our bounds (nesting, number length, NaN): answer the call.
-    kind, unique_id = _peek_head(text)
-    details: dict[str, Any] = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
+    # Valid JSON syntax beyond our bounds (nesting, number length): answer the call.
     cause = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
-    return OcppError("FormatViolation", f"Frame is outside the limits of OCPP-J: {cause}",
-                     details, unique_id=unique_id)
+    return _unparsed_error(text, f"Frame is outside the limits of OCPP-J: {cause}")
 
 
 def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
@@ -116,10 +118,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Frame:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         # Not parsed at all: an oversize frame costs no more than reading its head.
-        kind, unique_id = _peek_head(text)
-        details = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
-        raise OcppError("FormatViolation", f"Frame of {size} bytes exceeds {max_bytes} bytes",
-                        details, unique_id=unique_id)
+        raise _unparsed_error(text, f"Frame of {size} bytes exceeds {max_bytes} bytes")
     try:
         msg = json.loads(text)
     except (ValueError, RecursionError) as exc:
