@@ -49,21 +49,22 @@ class Central:
     def now(self) -> datetime:
         return self.clock.now()
 
-    def configuration_fingerprint(self, firmware: str | None) -> str:
-        """What post-boot configuration depends on: our settings and the charger's firmware."""
+    def configuration_due(self, booted: Booted, status: str) -> str | None:
+        """After a boot answered `status`: the fingerprint to configure the charger for (our
+        settings and its firmware), or None when nothing changed since it last was configured
+        (a reconnect storm then costs no configuration calls at all) or none is wanted."""
         cfg = self.config
-        return f"{firmware}|{cfg.meter_sample_interval_s}|{','.join(cfg.meter_measurands)}"
+        if status != "Accepted" or not cfg.configure_after_boot:
+            return None
+        fingerprint = (f"{booted.firmware}|{cfg.meter_sample_interval_s}|"
+                       f"{','.join(cfg.meter_measurands)}")
+        known = self.store.capabilities([booted.cp_id]).get(booted.cp_id, {})
+        return None if known.get("configured_for") == fingerprint else fingerprint
 
     async def paced(self, configuration: Awaitable[None]) -> None:
         """Run a charger's post-boot configuration when fewer than the limit are under way."""
         async with self.configuring:
             await configuration
-
-    def needs_configuration(self, cp_id: str, fingerprint: str) -> bool:
-        """Whether a booted charger must be configured again: not if nothing changed since it
-        last was (a reconnect storm then costs no configuration calls at all)."""
-        known = self.store.capabilities([cp_id]).get(cp_id, {})
-        return known.get("configured_for") != fingerprint
 
     async def boot(self, event: Booted) -> str:
         """Record a boot; answer Accepted, or Rejected/Pending for an unknown charger."""

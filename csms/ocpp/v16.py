@@ -53,9 +53,8 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
         firmware=p.get("firmwareVersion"),
     )
     status = await ctx.central.boot(booted)
-    fingerprint = ctx.central.configuration_fingerprint(booted.firmware)
-    if status == "Accepted" and ctx.central.config.configure_after_boot \
-            and ctx.central.needs_configuration(ctx.cp_id, fingerprint):
+    fingerprint = ctx.central.configuration_due(booted, status)
+    if fingerprint is not None:
         ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"status": status, "currentTime": iso(ctx.central.now()),
             "interval": ctx.central.config.heartbeat_interval_s}
