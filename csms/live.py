@@ -67,6 +67,11 @@ class ChargerState:
         return self.connectors[connector_id]
 
 
+def connector_of_tx(cp: ChargerState, tx: str) -> ConnectorState | None:
+    """The connector of `cp` running transaction `tx`, if any."""
+    return next((c for c in cp.connectors.values() if c.tx_id == tx), None)
+
+
 def measured_power_w(samples: tuple[Sample, ...]) -> tuple[float, datetime] | None:
     """The latest active import power among `samples`: the total, else the sum of phases."""
     latest: dict[datetime, dict[str | None, float]] = {}
@@ -126,7 +131,7 @@ class LiveState:
                 c.tx_id = tx
                 return c
             case TransactionEvent201(event_type=kind, connector_id=n, ocpp_tx_id=tx):
-                c = self._connector_of_tx(cp, tx) or (cp.connector(n) if n else None)
+                c = connector_of_tx(cp, tx) or (cp.connector(n) if n else None)
                 if c is None:
                     return None
                 if kind == "Ended":
@@ -136,7 +141,7 @@ class LiveState:
                 self._meter(c, event.samples)
                 return c
             case TransactionEnded(ocpp_tx_id=tx):
-                c = self._connector_of_tx(cp, tx)
+                c = connector_of_tx(cp, tx)
                 if c is not None:
                     self._end(c)
                 return c
@@ -150,9 +155,6 @@ class LiveState:
                 return c
         return None
 
-    @staticmethod
-    def _connector_of_tx(cp: ChargerState, tx: str) -> ConnectorState | None:
-        return next((c for c in cp.connectors.values() if c.tx_id == tx), None)
 
     @staticmethod
     def _end(c: ConnectorState) -> None:

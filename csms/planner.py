@@ -16,7 +16,7 @@ from csms.clock import Clock, parse_iso
 from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
 from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
-from csms.live import LiveState
+from csms.live import LiveState, connector_of_tx
 from csms.planning.context import PlanContext
 from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
@@ -154,8 +154,7 @@ class Planner:
             if event.event_type != "Updated" or event.trigger_reason != "MeterValuePeriodic":
                 return None
             cp = self.live.chargers.get(event.cp_id)
-            c = None if cp is None else next(
-                (x for x in cp.connectors.values() if x.tx_id == event.ocpp_tx_id), None)
+            c = None if cp is None else connector_of_tx(cp, event.ocpp_tx_id)
         elif isinstance(event, Metered) and event.connector_id > 0:
             cp = self.live.chargers.get(event.cp_id)
             c = None if cp is None else cp.connectors.get(event.connector_id)
