@@ -1,0 +1,1 @@
+"""Seed views: one module per resource of a seed document, each an ApiRouter."""
