@@ -83,6 +83,9 @@ class Stats:
         self.received = 0
         self.rtt: dict[str, list[float]] = defaultdict(list)
         self.mv_to_scp: list[float] = []
+        # A lent car (its limit lowered towards its draw) ramps up: until its limit is raised.
+        self.reclaim: list[float] = []
+        self.reclaims = 0
         self.server_calls: Counter[str] = Counter()
         self.timeouts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -90,7 +93,8 @@ class Stats:
 
     def dump(self) -> dict[str, Any]:
         return {"sent": self.sent, "received": self.received, "rtt": dict(self.rtt),
-                "mv_to_scp": self.mv_to_scp, "server_calls": dict(self.server_calls),
+                "mv_to_scp": self.mv_to_scp, "reclaim": self.reclaim,
+                "reclaims": self.reclaims, "server_calls": dict(self.server_calls),
                 "timeouts": dict(self.timeouts), "errors": dict(self.errors),
                 "changes": self.changes}
 
@@ -141,6 +145,8 @@ class Charger:
     tx_id: Any = None
     seq_no: int = 0
     pending_change_at: float | None = None  # perf_counter of the first unanswered change
+    lent: bool = False  # its limit was lowered while it drew well below it
+    pending_reclaim_at: float | None = None  # perf_counter of a lent car's ramp-up
     profiles: dict[tuple[int, str], Profile] = field(default_factory=dict)
     waiting: dict[str, asyncio.Future[list[Any]]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -225,6 +231,7 @@ class Charger:
     async def _answer(self, ws: ClientConnection, msg: list[Any]) -> None:
         _, uid, action, payload = msg[:4]
         self.worker.stats.server_calls[action] += 1
+        before_w = self.limit_w()
         try:
             answer = self._answer_payload(action, payload)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -236,9 +243,22 @@ class Charger:
             await self._reply(ws, [4, uid, "NotImplemented", f"{action} not in this bench", {}])
             return
         await self._reply(ws, [3, uid, answer])
-        if action == "SetChargingProfile" and self.pending_change_at is not None:
-            self.worker.stats.mv_to_scp.append(time.perf_counter() - self.pending_change_at)
+        if action == "SetChargingProfile":
+            self._profile_taken(before_w)
+
+    def _profile_taken(self, before_w: float) -> None:
+        """Time the reactions a new profile completes: to a demand change, to a reclaim."""
+        stats, now, after_w = self.worker.stats, time.perf_counter(), self.limit_w()
+        if self.pending_change_at is not None:
+            stats.mv_to_scp.append(now - self.pending_change_at)
             self.pending_change_at = None
+        if after_w < before_w - CHANGE_MIN_W and self.reported_w < before_w - 1000.0:
+            self.lent = True  # lowered towards what the car draws: its headroom is lent
+        elif after_w > before_w + CHANGE_MIN_W:
+            if self.pending_reclaim_at is not None:
+                stats.reclaim.append(now - self.pending_reclaim_at)
+                self.pending_reclaim_at = None
+            self.lent = False
 
     def _answer_payload(self, action: str, p: dict[str, Any]) -> dict[str, Any] | None:
         if action in ("ChangeConfiguration", "TriggerMessage", "ClearCache"):
@@ -411,6 +431,11 @@ class Charger:
         self.energy_wh += self.reported_w * interval_s / 3600.0
         moved = abs(power - self.reported_w) >= CHANGE_MIN_W
         self.reported_w = power
+        if demand_changed and self.lent and self.demand_w > power + CHANGE_MIN_W and \
+                self.pending_reclaim_at is None:
+            # A lent car wants more than its lent limit: the server should give it back.
+            self.worker.stats.reclaims += 1
+            self.pending_reclaim_at = time.perf_counter()
         if demand_changed and moved:
             # The car's wish moved what it draws: the server should re-plan and tell it.
             self.worker.stats.changes += 1

@@ -15,7 +15,10 @@ and their ratio:
 Rows: connected/booted; frames per second (both directions, as the clients counted them);
 round trip p50/p95/p99 of BootNotification (connect phase, or the storm) and MeterValues; from a
 MeterValues whose power changed because the car's demand changed to the next SetChargingProfile
-that charger receives (p50/p95/p99; changes never followed by one are counted); server CPU per
+that charger receives (p50/p95/p99; changes never followed by one are counted; this includes the
+deliberate waits of DESIGN section 3: headroom is lent only after `lend_after_s` below the limit,
+and raises are capped per charger); from a lent car's ramp-up (its limit was lowered towards its
+draw, and it now wants more) to the raise that gives its share back; server CPU per
 frame (utime+stime of the server process over the window, /proc/<pid>/stat); server RSS per
 connection ((RSS with N booted - RSS before any) / N); timeouts and errors as the clients saw
 them. Every charger connects from its own loopback address (127.1.x.y), as chargers do from
@@ -254,8 +257,9 @@ def start_clients(server: Server, scenario: str, args: argparse.Namespace) -> Cl
 def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
     """The workers' stats added up."""
     out: dict[str, Any] = {"connected": 0, "booted": 0, "sent": 0, "received": 0,
-                           "rtt": {}, "mv_to_scp": [], "server_calls": Counter(),
-                           "timeouts": Counter(), "errors": Counter(), "changes": 0,
+                           "rtt": {}, "mv_to_scp": [], "reclaim": [], "reclaims": 0,
+                           "server_calls": Counter(), "timeouts": Counter(),
+                           "errors": Counter(), "changes": 0,
                            "reboot_s": [], "missing": 0, "lost": 0}
     for a in answers:
         if a.get("lost"):
@@ -270,6 +274,8 @@ def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
         out["received"] += st.get("received", 0)
         out["changes"] += st.get("changes", 0)
         out["mv_to_scp"] += st.get("mv_to_scp", [])
+        out["reclaim"] += st.get("reclaim", [])
+        out["reclaims"] += st.get("reclaims", 0)
         for k, v in (st.get("rtt") or {}).items():
             out["rtt"].setdefault(k, []).extend(v)
         for key in ("server_calls", "timeouts", "errors"):
@@ -388,6 +394,8 @@ def rows(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, Any, 
             ("MeterValues sent (window)", len(mv), 0),
             ("MV->SetChargingProfile p50/95/99 s", triple(follow, 1.0), 2),
             ("demand changes / followed by SCP", f"{changes}/{len(follow)}", 0),
+            ("reclaim -> raise p50/95/99 ms", triple(win["reclaim"]), 1),
+            ("reclaims / raised", f"{win['reclaims']}/{len(win['reclaim'])}", 0),
             ("SetChargingProfile received", win["server_calls"].get("SetChargingProfile", 0), 0),
         ]
     elif not storm:

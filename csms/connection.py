@@ -218,15 +218,24 @@ class ChargerConnection:
                     "PropertyConstraintViolation", f"{call.action}: value out of range: {exc}"),
                     call.action)
                 return
-            except (KeyError, TypeError, ValueError) as exc:
-                # Only reachable with relaxed validation: the payload lacks what we need.
+            except ValueError as exc:
+                # Schema-valid text that does not read as what it names (a date-time, a number
+                # in a string): the charger's payload is at fault.
+                log.warning("payload_unreadable", error=str(exc))
                 await self._answer_error(call.unique_id, OcppError(
-                    "FormatViolation", f"{call.action}: {type(exc).__name__}: {exc}"), call.action)
+                    "FormatViolation", f"{call.action}: {exc}"), call.action)
+                return
+            except (KeyError, TypeError) as exc:
+                if self.cp_id in self.config.relaxed_validation:
+                    # Let through unvalidated: the payload lacks what we need.
+                    await self._answer_error(call.unique_id, OcppError(
+                        "FormatViolation", f"{call.action}: {type(exc).__name__}: {exc}"),
+                        call.action)
+                else:  # a validated payload: the fault is ours, not the charger's
+                    await self._internal_error(call.unique_id, call.action)
                 return
             except Exception:  # the edge of the connection: an answer is still owed
-                log.exception("handler_failed")
-                await self._answer_error(call.unique_id, OcppError(
-                    "InternalError", "The CSMS could not process this message"), call.action)
+                await self._internal_error(call.unique_id, call.action)
                 return
             if call.action == "BootNotification" and answer.get("status") == "Accepted":
                 self.known = True
@@ -236,6 +245,12 @@ class ChargerConnection:
         for job in jobs:
             if self._tasks is not None:
                 self._tasks.create_task(self._run_job(job))
+
+    async def _internal_error(self, unique_id: str, action: str) -> None:
+        """Log our own failure with its traceback and tell the charger only that it happened."""
+        log.exception("handler_failed")
+        await self._answer_error(unique_id, OcppError(
+            "InternalError", "The CSMS could not process this message"), action)
 
     async def _throttle(self) -> bool:
         """Hold this charger's next frame while it is over its message rate; False when the

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import structlog
+
 from csms.domain import DomainEvent
 
 Listener = Callable[[DomainEvent], None]
+
+log = structlog.get_logger("csms.events")
 
 
 class EventBus:
@@ -35,6 +39,12 @@ class EventBus:
     def publish(self, event: DomainEvent) -> None:
         """Deliver `event` to every listener and subscriber."""
         for listener in self._listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                # The event is committed and its message answered after this: a listener's
+                # fault (the planner's) must neither fail that answer nor starve other listeners.
+                log.exception("listener_failed", event_type=type(event).__name__,
+                              cp_id=getattr(event, "cp_id", None))
         for q in self._queues:
             q.put_nowait(event)

@@ -42,6 +42,8 @@ class ConnectorState:
     over_limit_samples: int = 0
     # Since when the car has drawn well below its TxProfile limit (headroom lending).
     below_since: datetime | None = None
+    # A lent car ramped up again: its share goes back in the next plan, without the raise cap.
+    reclaiming: bool = False
 
 
 @dataclass(slots=True)
@@ -166,6 +168,7 @@ class LiveState:
         # and its next car draws its maximum from the first second (see csms.planning.snapshot).
         c.over_limit_samples = 0
         c.below_since = None
+        c.reclaiming = False
         c.needs = None
         c.measured_w = None
         c.last_sent_at = None

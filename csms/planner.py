@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from csms.charger_models import ModelRecord, model_key
 from csms.clock import Clock, parse_iso
 from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
 from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
-from csms.live import LiveState, connector_of_tx
+from csms.live import ChargerState, ConnectorState, LiveState, connector_of_tx
 from csms.planning.context import PlanContext
 from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
@@ -24,7 +24,7 @@ from csms.planning.loop import SiteLoop, SiteLoops
 from csms.planning.models import ModelBook
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
-from csms.planning.verdicts import Verdicts, on_firmware, reading_inputs
+from csms.planning.verdicts import Verdicts, is_lent, on_firmware, reading_inputs
 from csms.sites import SiteDirectory
 from csms.store import Store
 from loadmgmt.allocator import allocate
@@ -39,6 +39,14 @@ def _via(part: str, name: str) -> Any:
         lambda self: getattr(getattr(self, part), name),
         lambda self, value: setattr(getattr(self, part), name, value),
     )
+
+
+class Reading(NamedTuple):
+    """A periodic reading's charger and connector, and its site's lend delay."""
+
+    cp: ChargerState
+    c: ConnectorState
+    lend_after_s: float
 
 
 class Planner:
@@ -130,13 +138,24 @@ class Planner:
         if isinstance(event, Booted):
             self._model_of[event.cp_id] = model_key(event.vendor, event.model, event.firmware,
                                                     event.cp_id)
-        before = self._reading_inputs(event)
+        reading = self._reading_of(event)
+        now = self.clock.now()
+        before: tuple[object, ...] | None = None
+        lent = False
+        if reading is not None:
+            before = reading_inputs(reading.cp, reading.c, now, reading.lend_after_s)
+            lent = is_lent(reading.c, now, reading.lend_after_s)
         conn = self.live.apply(event)
-        self.live.charger(event.cp_id).last_seen = self.clock.now()
+        self.live.charger(event.cp_id).last_seen = now
         urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             urgent = self._verdicts.on_reading(conn)
-            if not urgent and before is not None and before == self._reading_inputs(event):
+            if lent and conn.below_since is None:
+                # A lent car ramps up: its share goes back now (DESIGN section 3), not after
+                # the coalescing window; the others are lowered first as always.
+                conn.reclaiming = urgent = True
+            if not urgent and before is not None and reading is not None and \
+                    before == reading_inputs(reading.cp, reading.c, now, reading.lend_after_s):
                 return  # a periodic reading that changes nothing the allocator sees
         started = isinstance(event, TransactionStarted) or (
             isinstance(event, TransactionEvent201) and event.event_type == "Started")
@@ -148,8 +167,9 @@ class Planner:
         site_id = self.directory.placement(event.cp_id).site_id
         self.request(site_id, type(event).__name__, urgent=urgent)
 
-    def _reading_inputs(self, event: DomainEvent) -> tuple[object, ...] | None:
-        """`reading_inputs` of the connector a periodic reading is about (None: not one)."""
+    def _reading_of(self, event: DomainEvent) -> Reading | None:
+        """The charger and connector a periodic reading is about, and its site's lend delay
+        (None: not a periodic reading, or about nothing we know)."""
         if isinstance(event, TransactionEvent201):
             if event.event_type != "Updated" or event.trigger_reason != "MeterValuePeriodic":
                 return None
@@ -163,7 +183,7 @@ class Planner:
         if cp is None or c is None:
             return None
         site = self.directory.site(self.directory.placement(event.cp_id).site_id)
-        return reading_inputs(cp, c, self.clock.now(), site.lend_after_s)
+        return Reading(cp, c, site.lend_after_s)
 
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.

@@ -178,9 +178,14 @@ class Dispatcher:
             current = current_w(c, conn, now)
             previous = held.tx if (held.tx is not None and c.held_tx_w is not None) \
                 else _synthetic(profile, current, conn)
-            if new_w < current - 1e-6 or should_send(previous, profile, c.last_sent_at, now,
+            # A lent car that ramped up gets its share back at once: the lend delay already
+            # spaces these updates far wider than the raise cap would.
+            last_sent_at = None if c.reclaiming else c.last_sent_at
+            if new_w < current - 1e-6 or should_send(previous, profile, last_sent_at, now,
                                                       ctx.policy):
                 sends.append(Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
+            else:
+                c.reclaiming = False  # nothing to give back
         lowering = [s for s in sends if s.lowering]
         raising = [s for s in sends if not s.lowering]
         results = await asyncio.gather(*(self._send(s, states, now) for s in lowering))
@@ -218,6 +223,7 @@ class Dispatcher:
                 c.held_floor_w, held.floor = send.new_w, send.profile
             else:
                 c.held_tx_w, held.tx = send.new_w, send.profile
+                c.reclaiming = False
                 c.held_tx_valid_to = send.profile.valid_to
                 c.over_limit_samples = 0
                 if not cp.composite_verified:

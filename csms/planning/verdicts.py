@@ -42,6 +42,11 @@ def track_headroom(c: ConnectorState) -> None:
         c.below_since = None
 
 
+def is_lent(c: ConnectorState, now: datetime, lend_after_s: float) -> bool:
+    """The allocator lends this car's headroom: it has drawn well below its limit long enough."""
+    return c.below_since is not None and (now - c.below_since).total_seconds() >= lend_after_s
+
+
 def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
                    lend_after_s: float) -> tuple[object, ...] | None:
     """What a reading could change in the allocator's view of its connector; None when the
@@ -54,7 +59,7 @@ def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
     """
     if not cp.online or c.measured_w is None or c.ignoring or c.pinned_w is not None:
         return None
-    if c.below_since is not None and (now - c.below_since).total_seconds() >= lend_after_s:
+    if is_lent(c, now, lend_after_s):
         return None
     return (c.below_since is None, cp.follows_profiles, cp.ignores_profiles, c.held_tx_w,
             c.tx_id)

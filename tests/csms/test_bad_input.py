@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from csms.config import Config
 from csms.service import Loadstar
@@ -231,4 +232,30 @@ async def test_a_timestamp_that_is_not_a_date_time_gets_a_callerror(
     assert reply[0] == 4, f"expected a CALLERROR, got {reply}"
     format_code = "FormationViolation" if version == "1.6" else "FormatViolation"
     assert reply[2] in (format_code, "PropertyConstraintViolation")
+    await assert_heartbeat_still_answered(client)
+
+
+async def test_a_failing_event_listener_does_not_fail_the_chargers_message(
+        server: Loadstar, client: RawClient, version: str) -> None:
+    def broken(event: object) -> None:
+        raise TypeError("a planner bug")
+
+    server.bus.listen(broken)
+    boot = ({"chargePointVendor": "V", "chargePointModel": "M"} if version == "1.6" else
+            {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}})
+    uid = uuid.uuid4().hex
+    with capture_logs() as logs:
+        reply = await client.send_raw(frame(2, uid, "BootNotification", boot))
+    assert reply[:2] == [3, uid] and reply[2]["status"] == "Accepted", reply
+    assert any(e["event"] == "listener_failed" for e in logs)
+    uid = uuid.uuid4().hex
+    status = ({"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+              if version == "1.6" else
+              {"timestamp": "2026-01-01T00:00:00Z", "connectorStatus": "Available",
+               "evseId": 1, "connectorId": 1})
+    with capture_logs() as logs:
+        reply = await client.send_raw(frame(2, uid, "StatusNotification", status))
+    # Stored, so answered: the listener's fault is logged, not blamed on the charger.
+    assert reply[:2] == [3, uid], reply
+    assert any(e["event"] == "listener_failed" for e in logs)
     await assert_heartbeat_still_answered(client)

@@ -610,3 +610,30 @@ async def test_steady_hour_with_tapering_cars_sends_no_more_profiles_than_the_ca
             assert all(g >= min_interval - 1e-6 for g in gaps), (c.cp_id, gaps)
             print(f"{c.cp_id}: {len(sent)} TxProfiles in an hour, {len(raises) - 1} raises, "
                   f"limits {[round(x[1], 1) for x in sent][:30]}")
+
+
+async def test_a_lent_car_that_ramps_up_gets_its_share_back_without_waiting_out_the_raise_cap(
+        tmp_path: Path) -> None:
+    cap_s = 60.0
+    config = site_config(tmp_path, min_update_interval_s=cap_s)
+    async with running_site(config) as site:
+        lender = await site.add("LEND", "ocpp1.6")
+        others = [await site.add("BIG0", "ocpp2.0.1"), await site.add("BIG1", "ocpp1.6")]
+        site.start_sampling()
+        live = site.server.planner.live
+        await site.until(lambda: all(live.chargers[c.cp_id].connectors[1].held_floor_w
+                                     for c in (lender, *others)), 60)
+        slow = EV(battery_kwh=500.0, soc=0.1, max_power_kw=4.0)
+        await lender.plug_in(1, slow)
+        for c in others:
+            await c.plug_in(1, big_ev())
+        held = live.chargers["LEND"].connectors[1]
+        # A third of the site each, until the planner lends what the slow car leaves.
+        await site.until(lambda: held.held_tx_w is not None and held.held_tx_w < 7000.0, 400)
+        lent_w, lent_at = held.held_tx_w, site.t()
+        slow.max_power_kw = 22.0  # the car ramps up right after its headroom was lent
+        waited = await site.until(lambda: (held.held_tx_w or 0.0) > lent_w + 5000.0, cap_s)
+        assert site.t() - lent_at < cap_s / 2, "the share came back only with the raise cap"
+        assert waited <= 2 * METER_S + 2 * COALESCE_S, waited
+        t, peak = site.peak_sample()
+        assert peak <= SITE_W + EPS_W, f"site drew {peak:.0f} W at t={t:.0f} s"
