@@ -323,3 +323,12 @@ async def test_an_opt_out_tag_gets_its_maximum_over_the_connectors_priority(
             result = await plan_where(site_server, lambda r: both(r) and abs(
                 r["A/1"]["power_w"] - r["B/1"]["power_w"]) < 1000)
             assert result["A/1"]["power_w"] < 21000
+
+
+async def test_tags_written_without_the_api_are_listed_with_an_id(
+        client: httpx.AsyncClient, server: Loadstar, writer: dict[str, str]) -> None:
+    await server.store.put_id_tag("LEGACY", "Blocked")
+    r = await client.get("/v2/id_tags/?value=LEGACY", headers=writer)
+    tag = r.json()["data"][0]
+    assert tag["status"] == "Blocked" and tag["priority"] is None  # no override of its own
+    assert (await client.get(f"/v2/id_tags/{tag['id']}", headers=writer)).status_code == 200
