@@ -27,6 +27,8 @@ class ConnectorState:
     connector_id: int
     status: str | None = None
     tx_id: str | None = None
+    # The id tag the session started with: its priority may beat the connector's.
+    id_tag: str | None = None
     measured_w: float | None = None
     measured_at: datetime | None = None
     needs: EvChargingNeeds | None = None
@@ -128,9 +130,9 @@ class LiveState:
                 c = cp.connector(n)
                 c.status = status
                 return c
-            case TransactionStarted(connector_id=n, ocpp_tx_id=tx):
+            case TransactionStarted(connector_id=n, ocpp_tx_id=tx, id_tag=id_tag):
                 c = cp.connector(n)
-                c.tx_id = tx
+                c.tx_id, c.id_tag = tx, id_tag
                 return c
             case TransactionEvent201(event_type=kind, connector_id=n, ocpp_tx_id=tx):
                 c = connector_of_tx(cp, tx) or (cp.connector(n) if n else None)
@@ -140,6 +142,7 @@ class LiveState:
                     self._end(c)
                 else:
                     c.tx_id = tx
+                    c.id_tag = event.id_tag or c.id_tag
                 self._meter(c, event.samples)
                 return c
             case TransactionEnded(ocpp_tx_id=tx):
@@ -161,7 +164,7 @@ class LiveState:
     @staticmethod
     def _end(c: ConnectorState) -> None:
         # The charger drops a TxProfile bound to the transaction when it ends.
-        c.tx_id = None
+        c.tx_id = c.id_tag = None
         c.held_tx_w = c.held_tx_valid_to = None
         c.pinned_w = None
         # `ignoring` stays: a charger that ignored our limits in one session will in the next,

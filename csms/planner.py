@@ -17,7 +17,7 @@ from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
 from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
 from csms.live import ChargerState, ConnectorState, LiveState, connector_of_tx
-from csms.planning.context import PlanContext
+from csms.planning.context import PlanContext, PresetsFor, TagPriority
 from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
 from csms.planning.loop import SiteLoop, SiteLoops
@@ -68,8 +68,10 @@ class Planner:
     _model_of: dict[str, str] = _via("_model_book", "model_of")
 
     def __init__(self, directory: SiteDirectory, store: Store, commands: Commands, clock: Clock,
-                 config: LoadConfig) -> None:
-        self._ctx = PlanContext(directory, store, commands, clock, config)
+                 config: LoadConfig, *, tag_priority: TagPriority | None = None,
+                 presets: PresetsFor | None = None) -> None:
+        self._ctx = PlanContext(directory, store, commands, clock, config,
+                                tag_priority=tag_priority, presets=presets)
         self._site_loops = SiteLoops(self._ctx, self.plan_site)
         self._snapshots = Snapshots(self._ctx)
         self._model_book = ModelBook(self._ctx)
@@ -108,6 +110,7 @@ class Planner:
         for session in await self.store.list_sessions(active_only=True):
             c = self.live.charger(session.cp_id).connector(session.connector_id or 1)
             c.tx_id = session.ocpp_tx_id
+            c.id_tag = session.id_tag
         for row in await self.store.list_external_limits(self.clock.now()):
             self._externals.setdefault(row["node_id"], []).append(ExternalLimit(
                 LimitValue(row["power_kw"], row["current_a"]), parse_iso(row["end"]),

@@ -16,11 +16,14 @@ from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
 from csms.config import Config, problems
+from csms.delivery import Delivery
 from csms.events import EventBus
+from csms.id_tags import IdTags
 from csms.planner import Planner
 from csms.server import OcppServer, Registry
 from csms.sites import SiteDirectory
 from csms.store import SqliteStore, Store
+from csms.vehicles import Vehicles
 
 log = structlog.get_logger("csms.service")
 
@@ -71,10 +74,16 @@ class Loadstar:
         self.server = OcppServer(config.ocpp, self.central, self.store, self.clock,
                                  self.registry, self.commands.record)
         self.sites = SiteDirectory.from_config(config)
+        # The catalog of the HTTP side (id tags, vehicles, delivery presets); the planner
+        # reads tag priorities and presets from it on every plan.
+        self.id_tags = IdTags(self.store, self.clock, self.replan_all)
+        self.vehicles = Vehicles(self.store, self.clock, self.replan_all)
+        self.delivery = Delivery(self.store, self.clock, self.directory, self.replan_all)
         self.planner: Planner | None = None
         if config.load.enabled:
             self.planner = Planner(self.sites, self.store, self.commands, self.clock,
-                                   config.load)
+                                   config.load, tag_priority=self.id_tags.priority_for,
+                                   presets=self.delivery.presets_for)
             self.bus.listen(self.planner.on_event)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
@@ -85,6 +94,17 @@ class Loadstar:
     @property
     def ocpp_port(self) -> int:
         return self.server.port
+
+    def directory(self) -> SiteDirectory:
+        """The sites as they are now (the planner's copy follows changes made through the API)."""
+        return self.planner.directory if self.planner is not None else self.sites
+
+    def replan_all(self, trigger: str) -> None:
+        """Re-plan every site: a catalog change (a tag's priority, a vehicle's need, a preset)
+        may concern any running session."""
+        if self.planner is not None:
+            for site_id in self.planner.directory.specs:
+                self.planner.request(site_id, trigger)
 
     async def start(self) -> None:
         """Open the store (migrating it), forget stale online flags, start listening.
@@ -106,6 +126,8 @@ class Loadstar:
             await self.store.open()
             await self.store.mark_all_offline()
             await self.store.abandon_pending_commands(self.clock.now())
+            for catalog in (self.id_tags, self.vehicles, self.delivery):
+                await catalog.load()
         except (sqlite3.Error, OSError) as e:
             raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
         if self.planner is not None:

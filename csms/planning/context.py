@@ -8,22 +8,30 @@ from collections.abc import Callable
 from csms.clock import Clock
 from csms.commands import Commands
 from csms.config import LoadConfig
+from csms.delivery import default_presets
 from csms.live import LiveState
 from csms.planning.held import Held
 from csms.sites import SiteDirectory
 from csms.store import Store
-from loadmgmt.profiles import SendPolicy
+from loadmgmt.profiles import DeliveryPreset, SendPolicy
 
 # Ask for a re-plan of a site: (site_id, trigger, *, urgent=False), as `Planner.request`.
 Request = Callable[..., None]
+# A session's id tag -> its priority, or None for the connector's (csms.id_tags).
+TagPriority = Callable[[str | None], int | None]
+# A charger -> its (TxProfile, TxDefaultProfile) delivery presets (csms.delivery).
+PresetsFor = Callable[[str], tuple[DeliveryPreset, DeliveryPreset]]
 
 
 class PlanContext:
     """One per planner; the parts read `directory` from here, as a site change replaces it."""
 
     def __init__(self, directory: SiteDirectory, store: Store, commands: Commands, clock: Clock,
-                 config: LoadConfig) -> None:
+                 config: LoadConfig, *, tag_priority: TagPriority | None = None,
+                 presets: PresetsFor | None = None) -> None:
         self.directory = directory
+        self.tag_priority: TagPriority = tag_priority or (lambda id_tag: None)
+        self.presets: PresetsFor = presets or default_presets
         self.store = store
         self.commands = commands
         self.clock = clock

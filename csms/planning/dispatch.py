@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from csms.delivery import same_delivery
 from csms.live import ChargerState
 from csms.ocpp import v16, v201
 from csms.planning.context import PlanContext, Request
@@ -22,7 +23,6 @@ from csms.planning.verdicts import Verdicts
 from loadmgmt.allocator import allocate
 from loadmgmt.model import Allocation, Connector, Snapshot
 from loadmgmt.profiles import (
-    SEED_PRESETS,
     Capabilities,
     ChargingProfile,
     SchedulePeriod,
@@ -32,9 +32,6 @@ from loadmgmt.profiles import (
 
 log = structlog.get_logger("csms.planner")
 
-# numberPhases goes out in every AC profile, so these seed-002 presets are the defaults.
-TX_PRESET = SEED_PRESETS["ampcontrol-default-TxProfile-number-phases"]
-TX_DEFAULT_PRESET = SEED_PRESETS["ampcontrol-default-TxDefaultProfile-number-phases"]
 # A charger that failed to take a profile is retried after this long.
 RETRY_AFTER_S = 60.0
 
@@ -132,12 +129,14 @@ class Dispatcher:
             # What the model really took beats what it reported (no answers yet: as reported).
             _key, learned = self._models.record(cp_id)
             unit, phases = learned.choose(unit, ac=True)  # type: ignore[arg-type]
+            # Delivery presets chosen per charge point, network or customer (csms.delivery).
+            tx_preset, tx_default_preset = self._ctx.presets(cp_id)
             out[cp_id] = Capabilities(
                 preferred_unit=unit,  # type: ignore[arg-type]
                 max_stack_level=int(stack) if stack else 8,
                 supports_number_phases=phases,
-                tx_preset=TX_PRESET,
-                tx_default_preset=TX_DEFAULT_PRESET,
+                tx_preset=tx_preset,
+                tx_default_preset=tx_default_preset,
             )
         return out
 
@@ -169,7 +168,8 @@ class Dispatcher:
                 if c.pinned_w is not None:
                     continue  # refused or unanswered: retried at held.retry_at, not every plan
                 if held.floor is not None and c.held_floor_w is not None and \
-                        held.floor.schedule.periods == profile.schedule.periods:
+                        held.floor.schedule.periods == profile.schedule.periods and \
+                        same_delivery(held.floor, profile):  # a preset change resends it
                     continue
                 sends.append(Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
                 continue
@@ -182,7 +182,8 @@ class Dispatcher:
             # spaces these updates far wider than the raise cap would.
             last_sent_at = None if c.reclaiming else c.last_sent_at
             if new_w < current - 1e-6 or should_send(previous, profile, last_sent_at, now,
-                                                      ctx.policy):
+                                                      ctx.policy) \
+                    or not same_delivery(previous, profile):  # a preset change resends it
                 sends.append(Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
             else:
                 c.reclaiming = False  # nothing to give back

@@ -135,7 +135,10 @@ class Snapshots:
             departure = c.needs.departure
         # How long it has drawn below its limit (not: how old the last meter value is).
         below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
-        return Demand(connector_id=conn.id, priority=conn.priority, vehicle_max_kw=vehicle_kw,
+        # Seed 002: the id tag's priority "takes precedence over connector priority".
+        tag_priority = self._ctx.tag_priority(c.id_tag)
+        priority = conn.priority if tag_priority is None else tag_priority
+        return Demand(connector_id=conn.id, priority=priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
                       measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
                       transaction_id=c.tx_id)

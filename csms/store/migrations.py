@@ -235,3 +235,71 @@ MIGRATIONS.append(
     );
     """
 )
+
+# A random version-4 UUID in SQL, for id tags written without one (`put_id_tag`, older rows).
+_UUID4_SQL = ("lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||"
+              " substr(lower(hex(randomblob(2))), 2) || '-' ||"
+              " substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
+              " || '-' || lower(hex(randomblob(6)))")
+
+MIGRATIONS.append(
+    # 8: the catalog of the HTTP side (seed 002): id tags gain a UUID, priority and grouping;
+    # vehicles; configurations by level (delivery presets); OCPP settings (secret hashed).
+    # Tags that existed before keep priority NULL: they override no connector's priority.
+    f"""
+    ALTER TABLE id_tags ADD COLUMN uuid TEXT;
+    ALTER TABLE id_tags ADD COLUMN priority INTEGER;
+    ALTER TABLE id_tags ADD COLUMN tag_group TEXT;
+    ALTER TABLE id_tags ADD COLUMN vehicle_id TEXT;
+    ALTER TABLE id_tags ADD COLUMN list_version REAL;
+    ALTER TABLE id_tags ADD COLUMN custom_group TEXT;
+    ALTER TABLE id_tags ADD COLUMN created_at TEXT;
+    ALTER TABLE id_tags ADD COLUMN updated_at TEXT;
+    UPDATE id_tags SET uuid = {_UUID4_SQL} WHERE uuid IS NULL;
+    CREATE UNIQUE INDEX id_tags_uuid ON id_tags (uuid);
+    CREATE INDEX id_tags_vehicle ON id_tags (vehicle_id);
+    CREATE TRIGGER id_tags_named AFTER INSERT ON id_tags WHEN NEW.uuid IS NULL BEGIN
+        UPDATE id_tags SET uuid = {_UUID4_SQL} WHERE rowid = NEW.rowid;
+    END;
+    CREATE TABLE vehicles (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        vin TEXT,
+        customer_vehicle_id TEXT,
+        departure_time TEXT,
+        battery_capacity_kwh REAL,
+        location TEXT,
+        max_charging_power_kw REAL,
+        state_of_charge REAL NOT NULL DEFAULT 0,
+        target_state_of_charge REAL NOT NULL DEFAULT 100,
+        vehicle_group TEXT,
+        inside_depot TEXT,
+        make TEXT,
+        model TEXT,
+        year INTEGER,
+        license_plate TEXT,
+        active INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX vehicles_updated ON vehicles (updated_at);
+    CREATE TABLE configurations (
+        id TEXT PRIMARY KEY,
+        level TEXT NOT NULL,
+        target TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (level, target)
+    );
+    CREATE TABLE ocpp_settings (
+        scope TEXT PRIMARY KEY,
+        secret_hash TEXT,
+        feature TEXT NOT NULL,
+        target_cms_url TEXT,
+        default_network_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """
+)
