@@ -18,7 +18,7 @@ from csms.domain import Metered, Sample
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
 from csms.live import ApiDemand, LiveState
 from csms.sites import SiteDirectory
-from csms.store.base import ApiSessionRecord, SessionQuery
+from csms.store.base import ApiSessionRecord, MeterQuery, MeterValueRecord, SessionQuery
 
 if TYPE_CHECKING:
     from csms.service import Loadstar
@@ -150,7 +150,7 @@ class ApiSessions:
         planner = self._service.planner
         return None if planner is None else planner.live
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         return self._service.clock.now()
 
     async def restore(self) -> None:
@@ -206,7 +206,7 @@ class ApiSessions:
 
         Returns the session and whether it was created.
         """
-        store, now = self._service.store, self._now()
+        store, now = self._service.store, self.now()
         running = await store.open_session_on(new.cp_id, new.connector_id)
         if running is not None and running.source == "api":
             raise ApiProblem(409, {"connectorId": "an API session is open on this connector:"
@@ -250,7 +250,7 @@ class ApiSessions:
                      meter_stop_kwh: float | None, stopped_at: datetime | None
                      ) -> ApiSessionRecord:
         """PATCH: change what the API says; meterStop or ocppTransactionStop closes it."""
-        store, now = self._service.store, self._now()
+        store, now = self._service.store, self.now()
         closes = meter_stop_kwh is not None or stopped_at is not None
         if closes and record.source != "api":
             raise ApiProblem(409, {"meterStop" if meter_stop_kwh is not None
@@ -278,7 +278,7 @@ class ApiSessions:
         charger's transaction runs on: Loadstar never fakes a stop)."""
         if transaction_id is not None and transaction_id != record.ocpp_tx_id:
             raise not_found("transaction_id", "transaction of this charging session")
-        store, now = self._service.store, self._now()
+        store, now = self._service.store, self.now()
         if record.source == "api":
             if record.stopped_at is None:
                 await store.end_api_session(record.id, now, None, "api_delete", now)
@@ -321,6 +321,18 @@ class ApiSessions:
             self._service.bus.publish(event)
         elif self._live is not None:
             self._live.apply(event)
+
+    async def connector_of_vehicle(self, vehicle_id: str) -> tuple[str, int]:
+        """The connector of the vehicle's open session (400 when it has none)."""
+        running = await self._service.store.open_session_of_vehicle(vehicle_id)
+        if running is None:
+            raise ApiProblem(400, {"body.vehicleId": "no open charging session with this"
+                                   " vehicle"})
+        return running.cp_id, running.connector_id
+
+    async def meter_page(self, query: MeterQuery, limit: int,
+                         offset: int) -> tuple[list[MeterValueRecord], int]:
+        return await self._service.store.page_meter_values(query, limit, offset)
 
     def optimize_with_meter_values(self, site_id: str) -> bool:
         """The network's optimizeWithMeterValue (default true)."""
