@@ -176,9 +176,11 @@ class ApiSessions:
         elif external or c.tx_id == record.ocpp_tx_id:
             if external:
                 c.tx_id = record.ocpp_tx_id
-            c.api = ApiDemand(record.id, external=external, priority=record.priority,
-                              energy_to_charge_kwh=record.energy_to_charge_kwh,
-                              departure=record.departure, vehicle_max_kw=record.max_power_kw)
+            demand = ApiDemand(record.id, external=external, priority=record.priority,
+                               energy_to_charge_kwh=record.energy_to_charge_kwh,
+                               departure=record.departure, vehicle_max_kw=record.max_power_kw)
+            # An OCPP session the API says nothing the planner reads about has no overrides.
+            c.api = demand if demand != ApiDemand(record.id) else None
         if replan:
             planner.request(self.ids.directory.placement(record.cp_id).site_id, "api_session")
 
@@ -284,20 +286,11 @@ class ApiSessions:
                 await store.end_api_session(record.id, now, None, "api_delete", now)
             updated = await self._reload(record.id)
         else:
+            # The transaction itself is untouched; only what the API said goes.
             await store.forget_session_details(record.id)
             updated = await self._reload(record.id)
-            # The transaction itself is untouched; only the API's overrides go.
-            self._forget_overrides(updated)
         self._to_planner(updated)
         return updated
-
-    def _forget_overrides(self, record: ApiSessionRecord) -> None:
-        live = self._live
-        if live is None:
-            return
-        c = live.charger(record.cp_id).connector(record.connector_id)
-        if c.api is not None and c.api.session_id == record.id:
-            c.api = None
 
     def effective_priority(self, record: ApiSessionRecord) -> int:
         """The priority the planner uses: the session's, else its connector's."""

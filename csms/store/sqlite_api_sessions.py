@@ -23,7 +23,8 @@ from csms.store.sqlite_base import Db, SqliteBase, _dt, _one, _ts, _writes
 ENERGY = ("max(0.0, coalesce((coalesce(s.meter_stop_wh, s.last_energy_wh)"
           " - coalesce(s.meter_start_wh, s.first_energy_wh)) / 1000.0, 0.0))")
 # Seconds charged so far (`?` is now, for open sessions).
-DURATION = "((julianday(coalesce(s.stopped_at, ?)) - julianday(s.started_at)) * 86400.0)"
+# Rounded to the millisecond: julianday's float noise put exactly 300 s below 300.
+DURATION = "round((julianday(coalesce(s.stopped_at, ?)) - julianday(s.started_at)) * 86400.0, 3)"
 UPDATED = "max(s.started_at, coalesce(s.stopped_at, ''), coalesce(d.updated_at, ''))"
 PRIORITY = "coalesce(d.priority, 3)"
 SORT_COLUMNS = {
