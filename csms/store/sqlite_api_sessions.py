@@ -232,9 +232,10 @@ class ApiSessionsMixin(SqliteBase):
         params: list[Any] = []
         targets: list[str] = []
         if q.connectors is not None:
-            targets.append("(m.cp_id || '/' || m.connector_id) IN"
-                           " (SELECT value FROM json_each(?))")
-            params.append(_json_list(f"{cp}/{n}" for cp, n in q.connectors))
+            # One equality pair per connector: each term uses meter_values_connector_ts.
+            for cp, n in q.connectors or (("", -1),):
+                targets.append("(m.cp_id = ? AND m.connector_id = ?)")
+                params.extend((cp, n))
         if q.cp_ids is not None:
             targets.append("m.cp_id IN (SELECT value FROM json_each(?))")
             params.append(_json_list(q.cp_ids))
