@@ -117,6 +117,15 @@ def _session_where(q: SessionQuery) -> tuple[list[str], list[Any]]:
     return where, params
 
 
+# The charge point of a plan result's key "cp/n" (the key less its trailing number and slash).
+_KEY_CP = "rtrim(rtrim(j.key, '0123456789'), '/')"
+# A result in force: from the newest plan of its site, for a session still open (a site whose
+# last session ended plans no more, so its last plan stays the newest).
+IN_FORCE = ("(p.id = (SELECT max(id) FROM plans q WHERE q.site_id = p.site_id) AND EXISTS ("
+            f"SELECT 1 FROM sessions s WHERE s.cp_id = {_KEY_CP} AND s.stopped_at IS NULL"
+            " AND s.ocpp_tx_id = CAST(json_extract(j.value, '$.transaction_id') AS TEXT)))")
+
+
 class ApiSessionsMixin(SqliteBase):
     """Sessions as the HTTP view pages them; what the API adds; API-created sessions."""
 
@@ -305,7 +314,7 @@ class ApiSessionsMixin(SqliteBase):
             where.append("j.key IN (SELECT value FROM json_each(?))")
             params.append(_json_list(connectors))
         if latest_only:
-            where.append("p.id = (SELECT max(id) FROM plans q WHERE q.site_id = p.site_id)")
+            where.append(IN_FORCE)
         if start is not None:
             where.append("p.ts >= ?")
             params.append(_ts(start))
@@ -318,16 +327,15 @@ class ApiSessionsMixin(SqliteBase):
         body = f" FROM plans p, json_each(p.result) j WHERE {' AND '.join(where)}"
         total = await self._one(f"SELECT count(*){body}", tuple(params))
         rows = await self._all(
-            "SELECT p.id, p.site_id, p.ts, j.key, j.value, p.id = (SELECT max(id) FROM plans q"
-            f" WHERE q.site_id = p.site_id) AS latest{body}"
+            f"SELECT p.id, p.site_id, p.ts, j.key, j.value, {IN_FORCE} AS latest{body}"
             " ORDER BY p.id DESC, j.key LIMIT ? OFFSET ?", (*params, limit, offset))
         return [self._plan_result(r) for r in rows], int(total[0]) if total else 0
 
     async def plan_result(self, plan_id: int, connector: str) -> PlanResultRecord | None:
         rows = await self._all(
-            "SELECT p.id, p.site_id, p.ts, j.key, j.value, p.id = (SELECT max(id) FROM plans q"
-            " WHERE q.site_id = p.site_id) AS latest FROM plans p, json_each(p.result) j"
-            " WHERE p.id = ? AND j.key = ?", (plan_id, connector))
+            f"SELECT p.id, p.site_id, p.ts, j.key, j.value, {IN_FORCE} AS latest"
+            " FROM plans p, json_each(p.result) j WHERE p.id = ? AND j.key = ?",
+            (plan_id, connector))
         return self._plan_result(rows[0]) if rows else None
 
     async def plan_keys_after(self, plan_id: int) -> list[tuple[int, str]]:
