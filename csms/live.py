@@ -21,6 +21,23 @@ from csms.domain import (
 POWER = "Power.Active.Import"
 
 
+@dataclass(frozen=True, slots=True)
+class ApiDemand:
+    """What the HTTP API said about a connector's session (seed 002 charging sessions).
+
+    `external`: the session was created through the API on a charger another CSMS runs (no
+    OCPP transaction of ours); the planner plans it but nothing is sent to that charger.
+    The other fields, when set, override what the charger reported (EV charging needs).
+    """
+
+    session_id: int
+    external: bool = False
+    priority: int | None = None
+    energy_to_charge_kwh: float | None = None
+    departure: datetime | None = None
+    vehicle_max_kw: float | None = None
+
+
 @dataclass(slots=True)
 class ConnectorState:
     cp_id: str
@@ -32,6 +49,8 @@ class ConnectorState:
     measured_w: float | None = None
     measured_at: datetime | None = None
     needs: EvChargingNeeds | None = None
+    # Set through the HTTP API (enrichment, or a session run by another CSMS).
+    api: ApiDemand | None = None
     # What the charger has accepted from us (None: nothing we know of).
     held_tx_w: float | None = None
     held_tx_valid_to: datetime | None = None
@@ -173,6 +192,7 @@ class LiveState:
         c.below_since = None
         c.reclaiming = False
         c.needs = None
+        c.api = None
         c.measured_w = None
         c.last_sent_at = None
 

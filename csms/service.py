@@ -12,6 +12,8 @@ import structlog
 from pydantic import ValidationError
 
 from csms.api_keys import ApiKeys
+from csms.api_optimizations import Optimizations
+from csms.api_sessions import ApiSessions
 from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
@@ -85,6 +87,9 @@ class Loadstar:
                                    config.load, tag_priority=self.id_tags.priority_for,
                                    presets=self.delivery.presets_for)
             self.bus.listen(self.planner.on_event)
+        # The HTTP API's sessions: enrichment and sessions of chargers another CSMS runs.
+        self.api_sessions = ApiSessions(self)
+        self.optimizations = Optimizations(self)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.
@@ -139,6 +144,7 @@ class Loadstar:
                 # Saved through the API under older rules; config.toml can replace it.
                 raise StartupError(f"a site stored in {db} is no longer valid: "
                                    f"{problems(e)[0]}") from e
+            await self.api_sessions.restore()
         ocpp = self.config.ocpp
         try:
             self.server.ssl_context()

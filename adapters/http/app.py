@@ -17,7 +17,15 @@ from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import Envelope, success
 from adapters.http.routing import ApiRouter
-from adapters.http.views import configurations, id_tags, vehicles
+from adapters.http.views import (
+    charging_sessions,
+    configurations,
+    id_tags,
+    meter_values,
+    optimizations,
+    profiles,
+    vehicles,
+)
 from csms.service import Loadstar
 from csms.store import ApiKeyRecord
 
@@ -83,6 +91,7 @@ def create_app(service: Loadstar) -> FastAPI:
     app.state.service = service
     envelope.install(app)
     app.include_router(system)
-    for view in (id_tags, vehicles, configurations):
+    for view in (id_tags, vehicles, configurations, charging_sessions, meter_values,
+                 optimizations, profiles):
         app.include_router(view.router)
     return app

@@ -34,6 +34,15 @@ class Envelope(BaseModel, Generic[T]):
     total: int
 
 
+class ObjectEnvelope(BaseModel, Generic[T]):
+    """The document's one exception: `/v2/profiles/*` answer with `data` an object (a time
+    series); `total` counts its points."""
+
+    status: Literal["success"] = "success"
+    data: T
+    total: int
+
+
 class Fail(BaseModel):
     """JSend fail (4xx): what the client must change, by field."""
 
@@ -51,6 +60,11 @@ class Error(BaseModel):
 def success(items: Sequence[T], total: int | None = None) -> Envelope[T]:
     """The envelope around `items`; `total` defaults to their number (one page, unpaged)."""
     return Envelope[T](data=list(items), total=len(items) if total is None else total)
+
+
+def success_object(data: T, total: int) -> ObjectEnvelope[T]:
+    """The envelope around one object (the profile views)."""
+    return ObjectEnvelope[T](data=data, total=total)
 
 
 def fail(status_code: int, data: dict[str, str],

@@ -17,12 +17,16 @@ async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
     inputs = {
         "connectors": len(snapshot.connectors),
         "sessions": len(snapshot.sessions),
+        "slot_s": allocation.slot_s,
         "pinned": [d.connector_id for d in snapshot.sessions if d.pinned_w is not None],
         "limits": {k: {"power_kw": v.power_kw, "current_a": v.current_a, "source": v.source}
                    for k, v in snapshot.limits.items()},
     }
+    # transaction_id and plan_w: what an optimization (HTTP view, webhook) shows of a session.
     result = {ca.connector_id: {"power_w": ca.power_w, "floor_w": ca.floor_w,
-                                "active": ca.active, "pinned": ca.pinned}
+                                "active": ca.active, "pinned": ca.pinned,
+                                "transaction_id": ca.transaction_id,
+                                "plan_w": list(ca.plan_w) if len(ca.plan_w) > 1 else None}
               for ca in allocation.connectors}
     await store.record_plan(
         site_id, now, trigger,

@@ -81,6 +81,12 @@ class Snapshots:
                           capacities=tuple(capacities), dr_events=tuple(drs),
                           externals=tuple(externals), timezone=tz)
 
+    def site_limits(self, site_id: str) -> NodeLimits:
+        """Everything that limits the site node itself over time (the HTTP capacity view)."""
+        spec = self._ctx.directory.specs[site_id]
+        specs = self._ctx.directory.limit_specs(site_id)[site_id]
+        return self._node_limits(site_id, site_id, specs, spec.max_power_kw, spec.max_current_a)
+
     def resolve(self, site_id: str, now: datetime,
                 horizon: timedelta) -> tuple[dict[str, NodeLimit], dict[str, Resolved]]:
         """Each node's effective limit over `horizon` from `now` (drops anticipated)."""
@@ -111,7 +117,13 @@ class Snapshots:
                 now: datetime) -> Demand:
         pinned: float | None = None
         margin = self._ctx.config.ignore_margin_kw * 1000.0
-        if not cp.online:
+        api = c.api
+        if api is not None and api.external:
+            # Run by another CSMS, which applies our optimization: it is never online here,
+            # and counts at its draw only when a reading shows more than its maximum.
+            if c.measured_w is not None and c.measured_w > conn.max_w() + margin:
+                pinned = c.measured_w
+        elif not cp.online:
             pinned = current_w(c, conn, now)
         elif c.measured_w is not None and c.measured_w > current_w(c, conn, now) + margin:
             # Drawing more than we allowed: count what it draws now, before it is even flagged.
@@ -133,11 +145,18 @@ class Snapshots:
             if c.needs.energy_amount_wh is not None:
                 energy = c.needs.energy_amount_wh / 1000.0
             departure = c.needs.departure
-        # How long it has drawn below its limit (not: how old the last meter value is).
-        below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
-        # Seed 002: the id tag's priority "takes precedence over connector priority".
+        # Seed 002: the id tag's priority "takes precedence over connector priority", and what
+        # the API was told about the session beats both.
         tag_priority = self._ctx.tag_priority(c.id_tag)
         priority = conn.priority if tag_priority is None else tag_priority
+        if api is not None:
+            priority = priority if api.priority is None else api.priority
+            vehicle_kw = api.vehicle_max_kw if api.vehicle_max_kw is not None else vehicle_kw
+            if api.energy_to_charge_kwh is not None:
+                energy = api.energy_to_charge_kwh
+            departure = api.departure if api.departure is not None else departure
+        # How long it has drawn below its limit (not: how old the last meter value is).
+        below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
         return Demand(connector_id=conn.id, priority=priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
                       measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,

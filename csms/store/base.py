@@ -123,6 +123,98 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ApiSessionRecord:
+    """A session as the HTTP view shows it: the transaction plus what the API added."""
+
+    id: int
+    cp_id: str
+    connector_id: int
+    ocpp_tx_id: str | None
+    id_tag: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_kwh: float
+    stop_reason: str | None
+    source: str  # "ocpp" (a transaction of ours) or "api" (created through the API)
+    status: str | None  # the connector's OCPP status now
+    charging_rate_unit: str = "W"
+    energy_to_charge_kwh: float | None = None
+    departure: datetime | None = None
+    priority: int | None = None
+    vehicle_id: str | None = None
+    max_power_kw: float | None = None
+    payment_info: str | None = None
+    remote_stop: bool | None = None
+    start_soc: float | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    """Filters of the session list, resolved to store ids (None: no filter on it)."""
+
+    now: datetime
+    cp_ids: tuple[str, ...] | None = None
+    connectors: tuple[tuple[str, int], ...] | None = None
+    session_ids: tuple[int, ...] | None = None
+    vehicles: tuple[str, ...] | None = None
+    statuses: tuple[str, ...] | None = None
+    id_tags: tuple[str, ...] | None = None
+    transaction_id: str | None = None
+    active: bool | None = None
+    priorities: tuple[int, ...] | None = None
+    ended_after: datetime | None = None
+    started_before: datetime | None = None
+    updated_since: datetime | None = None
+    search: str | None = None
+    search_ids: tuple[int, ...] = ()
+    duration_s: tuple[float | None, float | None] = (None, None)  # [min, max)
+    energy_kwh: tuple[float | None, float | None] = (None, None)  # [min, max)
+    sort: tuple[tuple[str, bool], ...] = (("isActive", True),)  # (field, descending)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValueRecord:
+    id: int
+    cp_id: str
+    connector_id: int
+    session_id: int | None
+    timestamp: datetime
+    measurand: str
+    phase: str | None
+    unit: str | None
+    value: float
+    context: str | None
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterQuery:
+    """Which stored samples: any of the connectors, charge points or session ids, in a window."""
+
+    connectors: tuple[tuple[str, int], ...] | None = None
+    cp_ids: tuple[str, ...] | None = None
+    vehicles: tuple[str, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    measurands: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResultRecord:
+    """One connector's result in one stored plan (an optimization of the HTTP view)."""
+
+    plan_id: int
+    site_id: str
+    ts: datetime
+    connector: str  # the allocator's key, "CP/1"
+    result: dict[str, Any]
+    latest: bool  # from the newest plan of its site
+
+
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
 
@@ -196,6 +288,38 @@ class Store(Protocol):
     async def prune_frames(self, older_than: datetime) -> int: ...
     async def prune_plans(self, older_than: datetime) -> int: ...
     async def prune_commands(self, older_than: datetime) -> int: ...
+
+    # The HTTP session view (csms.store.sqlite_api_sessions)
+    async def page_api_sessions(self, query: SessionQuery, limit: int,
+                                offset: int) -> tuple[list[ApiSessionRecord], int]: ...
+    async def get_api_session(self, session_id: int) -> ApiSessionRecord | None: ...
+    async def open_session_on(self, cp_id: str,
+                              connector_id: int) -> ApiSessionRecord | None: ...
+    async def open_session_of_vehicle(self, vehicle_id: str) -> ApiSessionRecord | None: ...
+    async def open_session_details(self) -> list[ApiSessionRecord]: ...
+    async def max_session_id(self) -> int: ...
+    async def save_session_details(self, session_id: int, fields: dict[str, Any],
+                                   now: datetime) -> None: ...
+    async def forget_session_details(self, session_id: int) -> None: ...
+    async def start_api_session(self, cp_id: str, connector_id: int, ocpp_tx_id: str | None,
+                                id_tag: str | None, started_at: datetime,
+                                meter_start_wh: float | None, fields: dict[str, Any],
+                                now: datetime) -> int: ...
+    async def end_api_session(self, session_id: int, stopped_at: datetime,
+                              meter_stop_wh: float | None, reason: str,
+                              now: datetime) -> None: ...
+    async def page_meter_values(self, query: MeterQuery, limit: int,
+                                offset: int) -> tuple[list[MeterValueRecord], int]: ...
+    async def meter_series(self, query: MeterQuery) -> list[MeterValueRecord]: ...
+    async def page_plan_results(self, site_ids: tuple[str, ...], connectors: tuple[str, ...] | None,
+                                latest_only: bool, start: datetime | None, end: datetime | None,
+                                limit: int, offset: int,
+                                transaction_id: str | None = None,
+                                ) -> tuple[list[PlanResultRecord], int]: ...
+    async def plan_result(self, plan_id: int, connector: str) -> PlanResultRecord | None: ...
+    async def plan_keys_after(self, plan_id: int) -> list[tuple[int, str]]: ...
+    async def plan_history(self, site_id: str, start: datetime,
+                           end: datetime) -> list[tuple[int, datetime, dict[str, Any]]]: ...
 
     # API keys (hashed)
     async def add_api_key(self, key_hash: str, scopes: tuple[str, ...],

@@ -303,3 +303,31 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 9: what the HTTP API adds to a session (seed 002 charging sessions): enrichment of an
+    # OCPP transaction, or a whole session created through the API for a charger another CSMS
+    # runs (source 'api'); indexes for the paged session, meter value and optimization views
+    """
+    CREATE TABLE session_details (
+        session_id INTEGER PRIMARY KEY REFERENCES sessions (id),
+        source TEXT NOT NULL DEFAULT 'ocpp',
+        charging_rate_unit TEXT NOT NULL DEFAULT 'W',
+        energy_to_charge_kwh REAL,
+        departure TEXT,
+        priority INTEGER,
+        vehicle_id TEXT,
+        max_power_kw REAL,
+        payment_info TEXT,
+        remote_stop INTEGER,
+        start_soc REAL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX session_details_vehicle ON session_details (vehicle_id);
+    CREATE INDEX sessions_connector ON sessions (cp_id, connector_id, stopped_at);
+    CREATE INDEX meter_values_connector_ts ON meter_values (cp_id, connector_id, ts);
+    CREATE INDEX meter_values_ts ON meter_values (ts);
+    CREATE INDEX plans_site_ts ON plans (site_id, ts);
+    """
+)

@@ -1,0 +1,334 @@
+"""Charging sessions and meter values as the HTTP API (seed 002) sees them.
+
+An OCPP transaction is a session; a POST for its connector enriches it (energy, departure,
+priority, vehicle), which the planner's Demand takes over. A POST for a connector with no
+transaction creates an API session: a charger another CSMS runs, planned like a session of
+ours but never sent anything. Meter values posted here are stored and folded in like OCPP
+MeterValues. Errors are `ApiProblem`s naming the offending field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from csms.domain import Metered, Sample
+from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
+from csms.live import ApiDemand, LiveState
+from csms.sites import SiteDirectory
+from csms.store.base import ApiSessionRecord, MeterQuery, MeterValueRecord, SessionQuery
+
+if TYPE_CHECKING:
+    from csms.service import Loadstar
+
+# Connector numbers tried when a connector UUID is looked up on a charger that has not told us
+# its connectors (a charger another CSMS runs).
+CONNECTOR_SCAN = range(1, 9)
+DETAIL_FIELDS = ("charging_rate_unit", "energy_to_charge_kwh", "departure", "priority",
+                 "vehicle_id", "max_power_kw", "payment_info", "remote_stop", "start_soc")
+
+
+class ApiProblem(Exception):
+    """A request the API must refuse: `status` (400, 404, 409) and a message per field."""
+
+    def __init__(self, status: int, data: dict[str, str]) -> None:
+        super().__init__(status, data)
+        self.status, self.data = status, data
+
+
+def not_found(field: str, what: str) -> ApiProblem:
+    return ApiProblem(404, {field: f"no such {what}"})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFields:
+    """What a POST or PATCH says about a session (None: not given)."""
+
+    charging_rate_unit: str | None = None
+    energy_to_charge_kwh: float | None = None
+    departure: datetime | None = None
+    priority: int | None = None
+    vehicle_id: str | None = None
+    max_power_kw: float | None = None
+    payment_info: str | None = None
+    remote_stop: bool | None = None
+    start_soc: float | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in DETAIL_FIELDS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A POST /v2/charging_sessions/ body, resolved to a connector of ours."""
+
+    cp_id: str
+    connector_id: int
+    fields: SessionFields
+    id_tag: str | None = None
+    meter_start_kwh: float | None = None
+    started_at: datetime | None = None
+    transaction_id: int | None = None
+
+
+class Ids:
+    """The UUIDs of the views mapped back to Loadstar's ids (csms.identity is the rule).
+
+    Charge points and connectors are found among the chargers the planner and the store know;
+    sessions and optimizations by names cached as rows appear. One place to swap later.
+    """
+
+    def __init__(self, service: Loadstar) -> None:
+        self._service = service
+        self._sessions: dict[uuid.UUID, int] = {}
+        self._sessions_upto = 0
+
+    @property
+    def directory(self) -> SiteDirectory:
+        planner = self._service.planner
+        return planner.directory if planner is not None else self._service.sites
+
+    async def known_chargers(self) -> dict[str, set[int]]:
+        """Every charger the planner or the store knows, with the connectors it has shown."""
+        out: dict[str, set[int]] = {}
+        planner = self._service.planner
+        if planner is not None:
+            for cp_id, cp in planner.live.chargers.items():
+                out.setdefault(cp_id, set()).update(cp.connectors)
+        for record in await self._service.store.list_charge_points():
+            out.setdefault(record.cp_id, set()).update(
+                c.connector_id for c in record.connectors if c.connector_id > 0)
+        return out
+
+    async def charge_point(self, value: uuid.UUID) -> str | None:
+        """The OCPP id of the charge point named `value`."""
+        for cp_id in await self.known_chargers():
+            if charge_point_uuid(cp_id) == value:
+                return cp_id
+        return None
+
+    async def connector(self, value: uuid.UUID) -> tuple[str, int] | None:
+        """(OCPP id, connector number) of the connector named `value`."""
+        for cp_id, numbers in (await self.known_chargers()).items():
+            for n in sorted(numbers | set(CONNECTOR_SCAN)):
+                if connector_uuid(cp_id, n) == value:
+                    return cp_id, n
+        return None
+
+    def network(self, value: uuid.UUID) -> str | None:
+        """The site (network) named `value`."""
+        return next((s for s in self.directory.specs if network_uuid(s) == value), None)
+
+    async def chargers_on(self, site_id: str) -> list[str]:
+        """The chargers placed in `site_id`."""
+        return sorted(cp for cp in await self.known_chargers()
+                      if self.directory.placement(cp).site_id == site_id)
+
+    async def session(self, value: uuid.UUID) -> int | None:
+        """The session row named `value` (names of new rows are computed once, then kept)."""
+        found = self._sessions.get(value)
+        if found is None:
+            top = await self._service.store.max_session_id()
+            for row in range(self._sessions_upto + 1, top + 1):
+                self._sessions[session_uuid(row)] = row
+            self._sessions_upto = max(self._sessions_upto, top)
+            found = self._sessions.get(value)
+        return found
+
+
+class ApiSessions:
+    """Sessions seen and steered through the HTTP API, one per running Loadstar."""
+
+    def __init__(self, service: Loadstar) -> None:
+        self._service = service
+        self.ids = Ids(service)
+
+    @property
+    def _live(self) -> LiveState | None:
+        planner = self._service.planner
+        return None if planner is None else planner.live
+
+    def now(self) -> datetime:
+        return self._service.clock.now()
+
+    async def restore(self) -> None:
+        """Put what the API said about open sessions back into the planner (at start)."""
+        for record in await self._service.store.open_session_details():
+            self._to_planner(record)
+
+    # -- the planner ---------------------------------------------------------------------
+
+    def _to_planner(self, record: ApiSessionRecord, *, replan: bool = True) -> None:
+        """Make the planner's view of the record's connector match it, and re-plan."""
+        live, planner = self._live, self._service.planner
+        if live is None or planner is None:
+            return
+        c = live.charger(record.cp_id).connector(record.connector_id)
+        external = record.source == "api"
+        if record.stopped_at is not None:
+            if c.api is not None and c.api.session_id == record.id:
+                c.api = None
+                if external:
+                    c.tx_id = None
+                    c.measured_w = None
+        elif external or c.tx_id == record.ocpp_tx_id:
+            if external:
+                c.tx_id = record.ocpp_tx_id
+            demand = ApiDemand(record.id, external=external, priority=record.priority,
+                               energy_to_charge_kwh=record.energy_to_charge_kwh,
+                               departure=record.departure, vehicle_max_kw=record.max_power_kw)
+            # An OCPP session the API says nothing the planner reads about has no overrides.
+            c.api = demand if demand != ApiDemand(record.id) else None
+        if replan:
+            planner.request(self.ids.directory.placement(record.cp_id).site_id, "api_session")
+
+    def site_of(self, cp_id: str) -> str:
+        return self.ids.directory.placement(cp_id).site_id
+
+    def _connected(self, cp_id: str) -> bool:
+        return self._service.registry.get(cp_id) is not None
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def get(self, value: uuid.UUID) -> ApiSessionRecord:
+        row = await self.ids.session(value)
+        record = None if row is None else await self._service.store.get_api_session(row)
+        if record is None:
+            raise not_found("charging_session_uuid", "charging session")
+        return record
+
+    async def page(self, query: SessionQuery, limit: int,
+                   offset: int) -> tuple[list[ApiSessionRecord], int]:
+        return await self._service.store.page_api_sessions(query, limit, offset)
+
+    async def start(self, new: NewSession) -> tuple[ApiSessionRecord, bool]:
+        """Enrich the transaction running on the connector, or open an API session there.
+
+        Returns the session and whether it was created.
+        """
+        store, now = self._service.store, self.now()
+        running = await store.open_session_on(new.cp_id, new.connector_id)
+        if running is not None and running.source == "api":
+            raise ApiProblem(409, {"connectorId": "an API session is open on this connector:"
+                                   " PATCH or DELETE it"})
+        if running is not None:
+            if new.transaction_id is not None and str(new.transaction_id) != running.ocpp_tx_id:
+                raise ApiProblem(409, {"transactionId": "the connector runs transaction "
+                                       f"{running.ocpp_tx_id}"})
+            await store.save_session_details(running.id, new.fields.given(), now)
+            record = await self._reload(running.id)
+            self._to_planner(record)
+            return record, False
+        if self._connected(new.cp_id):
+            raise ApiProblem(409, {"connectorId": "no transaction runs on this connector; its"
+                                   " charger is connected to Loadstar, so its sessions start"
+                                   " with its transactions"})
+        if not await store.is_known(new.cp_id):
+            raise not_found("chargePointId", "charge point")
+        fields = {"priority": 3, **new.fields.given()}
+        tx = None if new.transaction_id is None else str(new.transaction_id)
+        try:
+            row = await store.start_api_session(
+                new.cp_id, new.connector_id, tx, new.id_tag, new.started_at or now,
+                None if new.meter_start_kwh is None else new.meter_start_kwh * 1000.0,
+                fields, now)
+        except Exception as e:  # the unique (charge point, transaction id) pair
+            if "UNIQUE" in str(e):
+                raise ApiProblem(409, {"transactionId": "this charge point had a session with"
+                                       " this transaction id"}) from e
+            raise
+        record = await self._reload(row)
+        self._to_planner(record)
+        return record, True
+
+    async def _reload(self, row: int) -> ApiSessionRecord:
+        record = await self._service.store.get_api_session(row)
+        assert record is not None  # written just now by the one writer
+        return record
+
+    async def update(self, record: ApiSessionRecord, fields: SessionFields,
+                     meter_stop_kwh: float | None, stopped_at: datetime | None
+                     ) -> ApiSessionRecord:
+        """PATCH: change what the API says; meterStop or ocppTransactionStop closes it."""
+        store, now = self._service.store, self.now()
+        closes = meter_stop_kwh is not None or stopped_at is not None
+        if closes and record.source != "api":
+            raise ApiProblem(409, {"meterStop" if meter_stop_kwh is not None
+                                   else "ocppTransactionStop":
+                                   "an OCPP session closes when its charger ends the"
+                                   " transaction; Loadstar never fakes a stop"})
+        if closes and record.stopped_at is not None:
+            raise ApiProblem(409, {"meterStop" if meter_stop_kwh is not None
+                                   else "ocppTransactionStop": "the session is closed"})
+        given = fields.given()
+        if given:
+            await store.save_session_details(record.id, given, now)
+        if closes:
+            await store.end_api_session(
+                record.id, stopped_at or now,
+                None if meter_stop_kwh is None else meter_stop_kwh * 1000.0, "api_patch", now)
+        updated = await self._reload(record.id)
+        if updated.stopped_at is None or closes:
+            self._to_planner(updated)
+        return updated
+
+    async def delete(self, record: ApiSessionRecord,
+                     transaction_id: str | None = None) -> ApiSessionRecord:
+        """End an API session; for an OCPP session, forget what the API said about it (the
+        charger's transaction runs on: Loadstar never fakes a stop)."""
+        if transaction_id is not None and transaction_id != record.ocpp_tx_id:
+            raise not_found("transaction_id", "transaction of this charging session")
+        store, now = self._service.store, self.now()
+        if record.source == "api":
+            if record.stopped_at is None:
+                await store.end_api_session(record.id, now, None, "api_delete", now)
+            updated = await self._reload(record.id)
+        else:
+            # The transaction itself is untouched; only what the API said goes.
+            await store.forget_session_details(record.id)
+            updated = await self._reload(record.id)
+        self._to_planner(updated)
+        return updated
+
+    def effective_priority(self, record: ApiSessionRecord) -> int:
+        """The priority the planner uses: the session's, else its connector's."""
+        if record.priority is not None:
+            return record.priority
+        return self.ids.directory.connector(record.cp_id, record.connector_id).priority
+
+    # -- meter values --------------------------------------------------------------------
+
+    async def add_meter_values(self, cp_id: str, connector_id: int, samples: tuple[Sample, ...],
+                               transaction_id: str | None) -> None:
+        """Store samples as an OCPP MeterValues would be, and fold them into the planner:
+        re-planned unless the network turned optimizeWithMeterValue off."""
+        store = self._service.store
+        if transaction_id is None:
+            running = await store.open_session_on(cp_id, connector_id)
+            transaction_id = None if running is None else running.ocpp_tx_id
+        event = Metered(cp_id, connector_id, samples, transaction_id)
+        await store.add_meter_values(event)
+        if self.optimize_with_meter_values(self.site_of(cp_id)):
+            self._service.bus.publish(event)
+        elif self._live is not None:
+            self._live.apply(event)
+
+    async def connector_of_vehicle(self, vehicle_id: str) -> tuple[str, int]:
+        """The connector of the vehicle's open session (400 when it has none)."""
+        running = await self._service.store.open_session_of_vehicle(vehicle_id)
+        if running is None:
+            raise ApiProblem(400, {"body.vehicleId": "no open charging session with this"
+                                   " vehicle"})
+        return running.cp_id, running.connector_id
+
+    async def meter_page(self, query: MeterQuery, limit: int,
+                         offset: int) -> tuple[list[MeterValueRecord], int]:
+        return await self._service.store.page_meter_values(query, limit, offset)
+
+    def optimize_with_meter_values(self, site_id: str) -> bool:
+        """The network's optimizeWithMeterValue (default true)."""
+        spec = self.ids.directory.specs.get(site_id)
+        return bool(getattr(spec, "optimize_with_meter_value", True))
+
