@@ -25,7 +25,7 @@ from csms.planning.models import ModelBook
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
 from csms.planning.verdicts import Verdicts, is_lent, on_firmware, reading_inputs
-from csms.sites import SiteDirectory
+from csms.sites import ChargerFacts, SiteDirectory
 from csms.store import Store
 from loadmgmt.allocator import allocate
 from loadmgmt.limits import ExternalLimit, LimitValue
@@ -91,6 +91,7 @@ class Planner:
             await self.store.save_site(spec.id, spec.model_dump(), self.clock.now())
         for raw in await self.store.list_sites():
             self.directory = self.directory.with_site(SiteSpec.model_validate(raw))
+        self.directory = self.directory.with_chargers(await self.store.list_charger_facts())
         self._models = {k: ModelRecord.from_json(v)
                         for k, v in (await self.store.list_model_records()).items()}
         for record in await self.store.list_charge_points():
@@ -202,6 +203,14 @@ class Planner:
         # Chargers may have moved between sites: every site re-plans.
         for site_id in self.directory.specs:
             self.request(site_id, "config_change")
+
+    def apply_charger(self, cp_id: str, facts: ChargerFacts | None) -> None:
+        """Use a charger's own (stored) facts, None: the config patterns; re-plan the sites it
+        left and joined."""
+        before = self.directory.placement(cp_id).site_id
+        self.directory = self.directory.with_chargers({cp_id: facts})
+        for site_id in {before, self.directory.placement(cp_id).site_id}:
+            self.request(site_id, "charger_change")
 
     async def set_external_limit(self, node_id: str, power_kw: float | None,
                                  current_a: float | None, end: datetime,

@@ -1,11 +1,12 @@
 """Which site and circuit each charger hangs from, and its electrical facts, as the allocator's
 model (loadmgmt.model) sees them. Built from `config.toml`; unknown chargers join the default
-site.
+site. A charger's own record (`ChargerFacts`, set through the HTTP API) overrides the patterns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from csms.config import ChargerSpec, Config, GroupSpec, LimitSpec, SiteSpec
@@ -23,16 +24,45 @@ class Placement:
     parent_id: str  # the group (or the site) the charge point hangs from
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectorFacts:
+    """What a charger's own record says of one connector; None: the config pattern's value."""
+
+    current_type: str | None = None
+    voltage_v: float | None = None
+    power_factor: float | None = None
+    max_power_kw: float | None = None
+    max_current_a: float | None = None
+    priority: int | None = None
+    phases: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerFacts:
+    """A charger's own record: where it hangs (`parent_id`, a site or group) and its ratings."""
+
+    parent_id: str | None = None
+    max_power_kw: float | None = None
+    connectors: Mapping[int, ConnectorFacts] = field(default_factory=dict)
+
+
 class SiteDirectory:
-    """Site specs plus the rules that place chargers in them."""
+    """Site specs plus the rules that place chargers in them (a charger's facts first)."""
 
     def __init__(self, sites: list[SiteSpec], chargers: list[ChargerSpec],
-                 default_site: str) -> None:
+                 default_site: str, facts: Mapping[str, ChargerFacts] | None = None) -> None:
         self.specs: dict[str, SiteSpec] = {s.id: s for s in sites}
         if default_site not in self.specs:
             self.specs[default_site] = FALLBACK_SITE.model_copy(update={"id": default_site})
         self.default_site = default_site
         self.charger_specs = chargers or [ChargerSpec()]
+        self.facts: dict[str, ChargerFacts] = dict(facts or {})
+        # Site of every node (sites and groups share one id space): a placement's site.
+        self.site_of_node: dict[str, str] = {}
+        for spec in self.specs.values():
+            self.site_of_node[spec.id] = spec.id
+            for g in spec.groups:
+                self.site_of_node.setdefault(g.id, spec.id)
         # Matching every pattern for every charger on every plan cost the planner most of its
         # time at 1,000 chargers; a directory never changes (a site change makes a new one),
         # so each answer is kept.
@@ -46,7 +76,19 @@ class SiteDirectory:
     def with_site(self, spec: SiteSpec) -> SiteDirectory:
         """A copy with `spec` added or replacing the site of the same id."""
         sites = {**self.specs, spec.id: spec}
-        return SiteDirectory(list(sites.values()), self.charger_specs, self.default_site)
+        return SiteDirectory(list(sites.values()), self.charger_specs, self.default_site,
+                             self.facts)
+
+    def with_chargers(self, facts: Mapping[str, ChargerFacts | None]) -> SiteDirectory:
+        """A copy where each charger of `facts` has those facts (None: the patterns again)."""
+        merged = dict(self.facts)
+        for cp_id, f in facts.items():
+            if f is None:
+                merged.pop(cp_id, None)
+            else:
+                merged[cp_id] = f
+        return SiteDirectory(list(self.specs.values()), self.charger_specs, self.default_site,
+                             merged)
 
     def placement(self, cp_id: str) -> Placement:
         """Where `cp_id` hangs: the first group whose patterns match, else a matching site."""
@@ -56,6 +98,14 @@ class SiteDirectory:
         return found
 
     def _match_placement(self, cp_id: str) -> Placement:
+        own = self.facts.get(cp_id)
+        # A placement into a network that no longer exists falls back to the patterns.
+        if own is not None and own.parent_id in self.site_of_node:
+            return Placement(self.site_of_node[own.parent_id], own.parent_id)
+        return self.pattern_placement(cp_id)
+
+    def pattern_placement(self, cp_id: str) -> Placement:
+        """Where the config patterns alone place `cp_id`."""
         for spec in self.specs.values():
             for group in spec.groups:
                 if any(fnmatchcase(cp_id, p) for p in group.chargers):
@@ -103,19 +153,33 @@ class SiteDirectory:
 
     def charge_point(self, cp_id: str) -> ChargePoint:
         spec = self.charger_spec(cp_id)
+        own = self.facts.get(cp_id)
+        max_kw = own.max_power_kw if own is not None and own.max_power_kw is not None \
+            else spec.max_power_kw
         return ChargePoint(id=cp_id, parent_id=self.placement(cp_id).parent_id,
-                           max_power_kw=spec.max_power_kw)
+                           max_power_kw=max_kw)
 
     def connector(self, cp_id: str, connector_id: int, priority: int | None = None) -> Connector:
         spec = self.charger_spec(cp_id)
+        own = self.facts.get(cp_id)
+        c = (own.connectors.get(connector_id) if own is not None else None) or ConnectorFacts()
+        current_type = c.current_type or spec.current_type
+        phases = c.phases or tuple(spec.phases)
+        if c.phases is None and c.current_type == "AC_phase1" and len(phases) == 3:
+            # A single-phase outlet draws from one phase; the pattern's three would triple it.
+            phases = phases[:1]
         return Connector(
             id=connector_key(cp_id, connector_id), charge_point_id=cp_id,
             parent_id=self.placement(cp_id).parent_id,
-            current_type=CurrentType(spec.current_type), voltage_v=spec.voltage_v,
-            power_factor=spec.power_factor, phases=tuple(spec.phases),
-            max_power_kw=spec.max_power_kw, max_current_a=spec.max_current_a,
+            current_type=CurrentType(current_type),
+            voltage_v=spec.voltage_v if c.voltage_v is None else c.voltage_v,
+            power_factor=spec.power_factor if c.power_factor is None else c.power_factor,
+            phases=phases,
+            max_power_kw=spec.max_power_kw if c.max_power_kw is None else c.max_power_kw,
+            max_current_a=spec.max_current_a if c.max_current_a is None else c.max_current_a,
             min_current_a=spec.min_current_a,
-            priority=spec.priority if priority is None else priority,
+            priority=priority if priority is not None
+            else spec.priority if c.priority is None else c.priority,
         )
 
 

@@ -18,8 +18,10 @@ from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import Envelope, success
 from adapters.http.routing import ApiRouter
 from adapters.http.views import (
+    charge_points,
     charging_sessions,
     configurations,
+    connectors,
     id_tags,
     meter_values,
     optimizations,
@@ -91,7 +93,7 @@ def create_app(service: Loadstar) -> FastAPI:
     app.state.service = service
     envelope.install(app)
     app.include_router(system)
-    for view in (id_tags, vehicles, configurations, charging_sessions, meter_values,
-                 optimizations, profiles):
+    for view in (charge_points, connectors, id_tags, vehicles, configurations, charging_sessions,
+                 meter_values, optimizations, profiles):
         app.include_router(view.router)
     return app

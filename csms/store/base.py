@@ -17,6 +17,7 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
+from csms.sites import ChargerFacts, SiteDirectory
 from csms.store.catalog import (
     ConfigurationRecord,
     IdTagQuery,
@@ -214,6 +215,52 @@ class PlanResultRecord:
     result: dict[str, Any]
     latest: bool  # from the newest plan of its site
 
+class InventoryConflict(Exception):
+    """A write the inventory refuses because of what another record holds (HTTP 409)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(field_name, message)
+        self.field, self.message = field_name, message
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointQuery:
+    """Filters, sort and page of the charge point list; None or empty: no filter."""
+
+    nodes: tuple[str, ...] | None = None  # placed under one of these sites or groups
+    online: bool | None = None
+    vendor: str | None = None
+    custom_name: str | None = None
+    allow_all_id_tags: bool | None = None
+    power_split: bool | None = None
+    current: str | None = None  # AC, DC or Mix
+    active: bool | None = None
+    search: str | None = None
+    updated_after: datetime | None = None
+    sort: str = "active"  # a sort field of document 002
+    descending: bool = True
+    live_kw: dict[str, float] = field(default_factory=dict)  # draw of chargers drawing
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorQuery:
+    """Filters, sort and page of the connector list; None or empty: no filter."""
+
+    nodes: tuple[str, ...] | None = None
+    cp_uuids: tuple[str, ...] = ()
+    connector_ids: tuple[int, ...] = ()
+    ocpp_status: tuple[str, ...] = ()
+    priorities: tuple[int, ...] = ()
+    current: str | None = None  # AC or DC
+    plug_types: tuple[str, ...] = ()
+    search: str | None = None
+    sort: str = "active"
+    descending: bool = True
+    limit: int = 100
+    offset: int = 0
+
 
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
@@ -320,6 +367,31 @@ class Store(Protocol):
     async def plan_keys_after(self, plan_id: int) -> list[tuple[int, str]]: ...
     async def plan_history(self, site_id: str, start: datetime,
                            end: datetime) -> list[tuple[int, datetime, dict[str, Any]]]: ...
+    # Inventory: charge points and connectors as the HTTP API sees them (csms.inventory)
+    async def sync_inventory(self, now: datetime) -> None: ...
+    async def list_inventory_charge_points(self, directory: SiteDirectory, query: ChargePointQuery
+                                           ) -> tuple[list[dict[str, Any]], int]: ...
+    async def get_inventory_charge_point(self, directory: SiteDirectory, uuid: str
+                                         ) -> dict[str, Any] | None: ...
+    async def find_inventory_uuid(self, cp_id: str) -> str | None: ...
+    async def connector_statuses(self, cp_ids: Iterable[str]
+                                 ) -> dict[str, list[dict[str, Any]]]: ...
+    async def create_inventory_charge_point(self, uuid: str, cp_id: str, values: dict[str, Any],
+                                            now: datetime) -> str: ...
+    async def update_inventory_charge_point(self, uuid: str, cp_id: str | None,
+                                            values: dict[str, Any], now: datetime) -> str: ...
+    async def delete_inventory_charge_point(self, uuid: str) -> bool: ...
+    async def list_inventory_connectors(self, directory: SiteDirectory, query: ConnectorQuery
+                                        ) -> tuple[list[dict[str, Any]], int]: ...
+    async def get_inventory_connector(self, directory: SiteDirectory, uuid: str
+                                      ) -> dict[str, Any] | None: ...
+    async def create_inventory_connector(self, cp_uuid: str, connector_id: int,
+                                         values: dict[str, Any], now: datetime) -> str: ...
+    async def update_inventory_connector(self, uuid: str, values: dict[str, Any],
+                                         now: datetime) -> bool: ...
+    async def delete_inventory_connector(self, uuid: str) -> bool: ...
+    async def charger_facts(self, cp_id: str) -> ChargerFacts | None: ...
+    async def list_charger_facts(self) -> dict[str, ChargerFacts]: ...
 
     # API keys (hashed)
     async def add_api_key(self, key_hash: str, scopes: tuple[str, ...],

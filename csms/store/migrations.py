@@ -331,3 +331,55 @@ MIGRATIONS.append(
     CREATE INDEX plans_site_ts ON plans (site_id, ts);
     """
 )
+
+MIGRATIONS.append(
+    # 10: charge points and connectors as the HTTP API (document 002) describes them: what a
+    # client set beside what OCPP reports. `uuid` is the id a client holds (it survives a
+    # change of OCPP id); `origin` is 'api' (created by a client) or 'ocpp' (found when the
+    # charger reported itself). Null facts mean: the config patterns decide.
+    """
+    CREATE TABLE inventory_charge_points (
+        uuid TEXT PRIMARY KEY,
+        cp_id TEXT NOT NULL UNIQUE,
+        origin TEXT NOT NULL,
+        custom_name TEXT,
+        max_capacity REAL,
+        parent_id TEXT,
+        allow_all_id_tags INTEGER,
+        latitude REAL,
+        longitude REAL,
+        location TEXT,
+        model_name TEXT,
+        orientation REAL,
+        position TEXT,
+        power_split INTEGER,
+        payment_terminal_id TEXT,
+        meter_type TEXT,
+        serial_number TEXT,
+        source TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE inventory_connectors (
+        uuid TEXT PRIMARY KEY,
+        cp_uuid TEXT NOT NULL,
+        connector_id INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        name TEXT,
+        current_type TEXT,
+        voltage REAL,
+        power_factor REAL,
+        max_capacity REAL,
+        max_amperage REAL,
+        priority INTEGER,
+        phases TEXT,
+        plug_type TEXT,
+        plug_power_level TEXT,
+        ocpi_status TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        UNIQUE (cp_uuid, connector_id)
+    );
+    CREATE INDEX sessions_open_by_cp ON sessions (cp_id, connector_id) WHERE stopped_at IS NULL;
+    """
+)

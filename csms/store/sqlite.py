@@ -20,6 +20,7 @@ from csms.store.sqlite_base import Db, SqliteBase, _ts
 from csms.store.sqlite_catalog import CatalogMixin
 from csms.store.sqlite_chargers import ChargePointsMixin
 from csms.store.sqlite_commands import CommandsMixin
+from csms.store.sqlite_inventory import InventoryMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
 from csms.store.sqlite_sessions import SessionsMixin
@@ -83,7 +84,7 @@ class FrameLog:
 
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
-                  CatalogMixin, ApiSessionsMixin, SqliteBase):
+                  CatalogMixin, ApiSessionsMixin, InventoryMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
