@@ -6,7 +6,8 @@ goes out through `Commands` (recorded as a command, one call in flight per charg
 is checked against the charger's version's schema there and again by the connection, and the
 answer by the connection). A message for a charger that is not connected is stored as queued
 and sent, oldest first, once the charger's next BootNotification is Accepted (or, when it
-reconnects without booting, after its first other message).
+reconnects without booting, after its first other message). Delivery is at most once: a
+message whose connection is lost after it may have gone out is not sent again.
 """
 
 from __future__ import annotations
@@ -228,7 +229,14 @@ class Relay:
 
     async def _deliver(self, conn: ChargerConnection, record: RelayRecord, *,
                        requeue: bool) -> RelayRecord:
-        """Send one stored message on `conn` and store how it ended."""
+        """Send one stored message on `conn` and store how it ended.
+
+        At most once: a message is queued again only when its connection was gone before it
+        could be sent. Once the CALL may have gone out, a lost connection ends it `failed`
+        (outcome unknown), since sending again could repeat a Reset or a firmware update.
+        """
+        if conn.closed.is_set() and requeue:
+            return await self._settle(record, "queued", None, None)
         result = await self.commands.exchange(conn, record.action, record.payload)
         command = await self.store.get_command(result.command_id)
         response = command.response if command is not None else result.response
@@ -237,13 +245,16 @@ class Relay:
             status = "answered"
         elif result.status == "timeout":
             status = "timeout"
-        elif conn.closed.is_set() and requeue:
-            # The connection went before an answer: the charger gets it when it is back.
-            status = "queued"
-            self._queued_for.add(record.cp_id)
         else:
             status = "failed"
-        await self.store.update_relay_message(record.uuid, status, result.command_id, reply,
+        return await self._settle(record, status, result.command_id, reply)
+
+    async def _settle(self, record: RelayRecord, status: str, command_id: int | None,
+                      reply: list[Any] | None) -> RelayRecord:
+        """Store where a message ended up and tell those who wait."""
+        if status == "queued":
+            self._queued_for.add(record.cp_id)
+        await self.store.update_relay_message(record.uuid, status, command_id, reply,
                                               self.clock.now())
         log.info("relay_message_ended", message=record.uuid, action=record.action,
                  status=status)

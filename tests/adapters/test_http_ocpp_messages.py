@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from csms.relay import CSMS_ACTIONS
 from csms.service import Loadstar
 from simulators.charger import SimCharger
 from simulators.clock import SimClock
+from tests.conftest import make_config
+from tests.raw_client import RawClient, default_answer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -45,6 +48,7 @@ async def charger(server: Loadstar, cp_id: str, protocol: str = "ocpp1.6") -> Si
                      clock=SimClock(speed=30), meter_interval_s=600)
     await sim.start()
     await sim.wait_for(lambda: sim.booted.is_set(), 10)
+    await sim.wait_idle(10)  # its boot's StatusNotifications are answered
     return sim
 
 
@@ -215,7 +219,8 @@ async def test_a_queued_message_survives_a_restart(config: Config) -> None:
     await first.start()
     try:
         await first.store.register_charge_point("LATER")
-        record, sending = await first.relay.submit("LATER", [2, "r", "Reset", {"type": "Soft"}])
+        record, sending = await first.relay.submit("LATER", [
+            2, "r", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "90"}])
         assert sending is None and record.status == "queued"
     finally:
         await first.stop()
@@ -228,6 +233,7 @@ async def test_a_queued_message_survives_a_restart(config: Config) -> None:
         delivered = await second.relay.get(record.uuid)
         assert delivered is not None and delivered.status == "answered"
         assert delivered.reply == [3, "r", {"status": "Accepted"}]
+        assert sim.proto.config.get_int("HeartbeatInterval") == 90
         await sim.stop()
     finally:
         await second.stop()
@@ -346,3 +352,61 @@ def test_every_relayable_action_is_one_its_version_defines() -> None:
     from csms.ocpp.framing import is_known_action
     for version, actions in CSMS_ACTIONS.items():
         assert all(is_known_action(version, a) for a in actions), version
+
+
+def silent_on_reset(action: str, payload: dict) -> dict | None:
+    """A charger that answers what follows its boot, but never a Reset."""
+    return None if action == "Reset" else default_answer(action, payload)
+
+
+async def raw_charger(server: Loadstar, cp_id: str) -> RawClient:
+    raw = await RawClient.connect(f"ws://127.0.0.1:{server.ocpp_port}/ocpp/{cp_id}",
+                                  "ocpp1.6", silent_on_reset)
+    await raw.ok("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    return raw
+
+
+async def test_a_charger_that_does_not_answer_is_a_504(tmp_path: Path) -> None:
+    config = make_config(tmp_path, call_timeout_s=0.3)
+    config.load.enabled = False
+    server = Loadstar(config)
+    await server.start()
+    raw = await raw_charger(server, "MUTE")
+    try:
+        transport = httpx.ASGITransport(app=create_app(server))
+        key = await server.api_keys.create(("write",), NOW)
+        async with httpx.AsyncClient(transport=transport, base_url="http://loadstar",
+                                     headers={"Authorization": f"Bearer {key.key}"}) as client:
+            r = await client.post("/v2/ocpp_messages/MUTE", json=reset_frame())
+            assert r.status_code == 504
+            assert r.json()["status"] == "error" and "did not answer" in r.json()["message"]
+            [record] = [c for c in await server.store.list_commands("MUTE")
+                        if c.action == "Reset"]
+            assert record.status == "timeout"
+    finally:
+        await raw.close()
+        await server.stop()
+
+
+async def test_a_message_whose_connection_drops_before_the_answer_is_not_sent_again(
+        server: Loadstar, client: httpx.AsyncClient) -> None:
+    raw = await raw_charger(server, "FLAKY")
+    sending = asyncio.create_task(client.post("/v2/ocpp_messages/FLAKY", json=reset_frame()))
+    while (await asyncio.wait_for(raw.server_calls.get(), 10))[2] != "Reset":
+        pass
+    await raw.close()  # the Reset reached it; did it act? Nobody knows: no answer came
+    r = await asyncio.wait_for(sending, 20)
+    assert r.status_code == 502 and r.json()["status"] == "error", r.text
+    [record] = [m for m in await server.store.list_commands("FLAKY") if m.action == "Reset"]
+    assert record.status == "failed"
+    # Reconnected and booted: the Reset is not sent a second time.
+    again = await raw_charger(server, "FLAKY")
+    try:
+        await again.ok("Heartbeat", {})
+        assert await server.store.cp_ids_with_queued_messages() == []
+        await server.store.flush()
+        sent = [f for f in await server.store.list_frames("FLAKY")
+                if f.direction == "out" and f.action == "Reset"]
+        assert len(sent) == 1
+    finally:
+        await again.close()

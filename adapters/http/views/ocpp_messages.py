@@ -235,7 +235,8 @@ async def _send(request: Request, response: Response, cp_id: str, frame: Any, *,
             f"the charger did not answer message {record.uuid} in time"))
     if record.status == "failed":
         return envelope.error(HTTPStatus.BAD_GATEWAY, (
-            f"message {record.uuid} could not be delivered: the charger's connection was lost"))
+            f"the charger's connection was lost before its answer to message {record.uuid}; "
+            "it may or may not have acted on it, and it is not sent again"))
     response.status_code = HTTPStatus.ACCEPTED if record.status == "queued" else HTTPStatus.OK
     return success([_relayed(record)])
 
