@@ -224,8 +224,14 @@ class Relay:
         task = asyncio.create_task(self._deliver(conn, record, requeue=queue),
                                    name=f"relay-{record.uuid}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._sent)
         return record, task
+
+    def _sent(self, task: asyncio.Task[RelayRecord]) -> None:
+        """A send ended; one that failed is logged (its HTTP client may have stopped waiting)."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("relay_send_failed", error=str(task.exception()))
 
     async def _deliver(self, conn: ChargerConnection, record: RelayRecord, *,
                        requeue: bool) -> RelayRecord:

@@ -110,28 +110,41 @@ class Delivery:
 
     async def _run(self) -> None:
         retry_all = True  # after a start, what waited is retried at once
+        failures = 0
         while True:
             self._wake.clear()
-            now = self.clock.now()
-            next_due: datetime | None = None
-            for row in await self.store.pending_outbox_heads():
-                if row.site_id in self._in_flight:
-                    continue
-                if retry_all or row.next_attempt_at <= now:
-                    task = asyncio.create_task(self._attempt(row),
-                                               name=f"webhook-{row.site_id}")
-                    self._in_flight[row.site_id] = task
-                    task.add_done_callback(lambda _, s=row.site_id: self._done(s))
-                elif next_due is None or row.next_attempt_at < next_due:
-                    next_due = row.next_attempt_at
-            retry_all = False
+            try:
+                next_due = await self._start_due(retry_all)
+            except Exception as exc:  # a store that cannot read now: try again next round
+                failures += 1
+                if failures % 60 == 1:
+                    log.error("webhook_outbox_unreadable", error=str(exc), consecutive=failures)
+                next_due = None
+            else:
+                failures, retry_all = 0, False
             wait = self.poll_s
             if next_due is not None:
-                wait = min(wait, max(0.0, (next_due - now).total_seconds()))
+                wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
+
+    async def _start_due(self, retry_all: bool) -> datetime | None:
+        """Start an attempt for each site whose oldest pending delivery is due; return when
+        the next one that is not yet due will be."""
+        now = self.clock.now()
+        next_due: datetime | None = None
+        for row in await self.store.pending_outbox_heads():
+            if row.site_id in self._in_flight:
+                continue
+            if retry_all or row.next_attempt_at <= now:
+                task = asyncio.create_task(self._attempt(row), name=f"webhook-{row.site_id}")
+                self._in_flight[row.site_id] = task
+                task.add_done_callback(lambda _, s=row.site_id: self._done(s))
+            elif next_due is None or row.next_attempt_at < next_due:
+                next_due = row.next_attempt_at
+        return next_due
 
     def _done(self, site_id: str) -> None:
         self._in_flight.pop(site_id, None)
