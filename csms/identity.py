@@ -43,3 +43,8 @@ def session_uuid(session_row_id: int) -> uuid.UUID:
 def plan_uuid(plan_row_id: int, connector_id: str) -> uuid.UUID:
     """The optimization of one connector (`cp_id:n`) in plan row `plan_row_id`."""
     return _derived("optimization", plan_row_id, connector_id)
+
+
+def ocpp_message_uuid(frame_row_id: int) -> uuid.UUID:
+    """The OCPP message logged as frame row `frame_row_id`."""
+    return _derived("ocpp_message", frame_row_id)

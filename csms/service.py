@@ -22,10 +22,14 @@ from csms.delivery import Delivery
 from csms.events import EventBus
 from csms.id_tags import IdTags
 from csms.planner import Planner
+from csms.relay import Relay
+from csms.secrets import SecretBox, key_path_for
 from csms.server import OcppServer, Registry
 from csms.sites import SiteDirectory
 from csms.store import SqliteStore, Store
 from csms.vehicles import Vehicles
+from csms.webhook_delivery import WebhookDelivery
+from csms.webhooks import PlanShaper, Webhooks
 
 log = structlog.get_logger("csms.service")
 
@@ -90,11 +94,23 @@ class Loadstar:
         # The HTTP API's sessions: enrichment and sessions of chargers another CSMS runs.
         self.api_sessions = ApiSessions(self)
         self.optimizations = Optimizations(self)
+        # Messages API clients relay to chargers, and the webhooks plans are delivered to.
+        self.relay = Relay(self.store, self.registry, self.commands, self.clock,
+                           config.ocpp.call_timeout_s)
+        self.bus.listen(self.relay.on_event)
+        self.webhooks = Webhooks(self.store, self.clock, SecretBox(key_path_for(config.store.path)),
+                                 PlanShaper(self._objective_of, config.load.profile_validity_s))
+        self.webhook_delivery = WebhookDelivery(self.store, self.webhooks, self.clock)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.
         self.failed = asyncio.Event()
         self.failure: str | None = None
+
+    def _objective_of(self, site_id: str) -> str:
+        """The objective a site is planned with (an optimization's `method`)."""
+        spec = None if self.planner is None else self.planner.directory.specs.get(site_id)
+        return "load_sharing" if spec is None else spec.objective
 
     @property
     def ocpp_port(self) -> int:
@@ -133,6 +149,8 @@ class Loadstar:
             await self.store.abandon_pending_commands(self.clock.now())
             for catalog in (self.id_tags, self.vehicles, self.delivery):
                 await catalog.load()
+            await self.relay.start()
+            await self.webhooks.load()
         except (sqlite3.Error, OSError) as e:
             raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
         if self.planner is not None:
@@ -155,12 +173,13 @@ class Loadstar:
             await self.server.start()
         except OSError as e:
             raise StartupError(f"cannot listen on {ocpp.host}:{ocpp.port}: {error_text(e)}") from e
+        await self.webhook_delivery.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._housekeeping.add_done_callback(self._housekeeping_ended)
 
     async def _abandon_start(self) -> None:
         """Undo a partial start, best effort: each step may fail for the reason start did."""
-        steps = [self.server.stop, self.store.close]
+        steps = [self.server.stop, self.webhook_delivery.stop, self.store.close]
         if self.planner is not None:
             steps.insert(0, self.planner.stop)
         for step in steps:
@@ -181,6 +200,8 @@ class Loadstar:
         await self.server.stop()
         if self.planner is not None:
             await self.planner.stop()
+        await self.relay.stop()
+        await self.webhook_delivery.stop()
         await self.commands.drain()
         await self.store.close()
         log.info("stopped")
@@ -230,3 +251,5 @@ class Loadstar:
         await self.store.prune_frames(now - timedelta(days=cfg.frame_log_retention_days))
         await self.store.prune_plans(now - timedelta(days=cfg.plan_retention_days))
         await self.store.prune_commands(now - timedelta(days=cfg.command_retention_days))
+        # Settled webhook deliveries go with the plans they delivered.
+        await self.store.prune_outbox(now - timedelta(days=cfg.plan_retention_days))

@@ -24,6 +24,7 @@ from adapters.http.views import (
     connectors,
     id_tags,
     meter_values,
+    ocpp_messages,
     optimizations,
     profiles,
     vehicles,
@@ -94,6 +95,6 @@ def create_app(service: Loadstar) -> FastAPI:
     envelope.install(app)
     app.include_router(system)
     for view in (charge_points, connectors, id_tags, vehicles, configurations, charging_sessions,
-                 meter_values, optimizations, profiles):
+                 meter_values, optimizations, profiles, ocpp_messages):
         app.include_router(view.router)
     return app

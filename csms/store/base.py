@@ -215,6 +215,7 @@ class PlanResultRecord:
     result: dict[str, Any]
     latest: bool  # from the newest plan of its site
 
+
 class InventoryConflict(Exception):
     """A write the inventory refuses because of what another record holds (HTTP 409)."""
 
@@ -260,6 +261,85 @@ class ConnectorQuery:
     descending: bool = True
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FrameQuery:
+    """Which logged frames to list, and in what order (filters left None match everything)."""
+
+    cp_ids: tuple[str, ...] | None = None
+    directions: tuple[str, ...] | None = None  # "in", "out"
+    message_type: int | None = None  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    actions: tuple[str, ...] | None = None  # a reply matches the action of its call
+    protocol: str | None = None  # the charger's last known subprotocol, "ocpp1.6"
+    start: datetime | None = None
+    end: datetime | None = None
+    search: str | None = None  # a part of the charger's id or of the action
+    sort: str = "timestamp"  # timestamp | chargepoint | source | operationType
+    descending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedFrame:
+    """A frame of the log with its row id; `action` of a reply is that of its call."""
+
+    id: int
+    timestamp: datetime
+    cp_id: str
+    direction: str
+    message_type: int | None
+    unique_id: str | None
+    action: str | None
+    text: str
+    protocol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRecord:
+    """A message an API client gave for a charger, and what became of it."""
+
+    id: int
+    uuid: str
+    cp_id: str
+    protocol: str  # "ocpp1.6" / "ocpp2.0.1": the version it was checked against
+    action: str
+    unique_id: str  # the client's MessageId
+    payload: dict[str, Any]
+    source: str
+    url: str | None
+    send: bool
+    status: str  # logged | queued | sending | answered | failed | timeout
+    command_id: int | None
+    reply: list[Any] | None  # the charger's CALLRESULT or CALLERROR frame
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A site's webhook; `sealed_secret` is the secret encrypted (csms.secrets)."""
+
+    site_id: str
+    url: str
+    sealed_secret: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One plan's webhook delivery: pending until delivered, gone (404), or given up."""
+
+    id: int
+    site_id: str
+    plan_id: int
+    status: str  # pending | delivered | gone | rejected | expired | cancelled | skipped
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    gone: list[list[Any]] | None  # [[cp_id, connector], ...] a 404 ended
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class Store(Protocol):
@@ -392,6 +472,38 @@ class Store(Protocol):
     async def delete_inventory_connector(self, uuid: str) -> bool: ...
     async def charger_facts(self, cp_id: str) -> ChargerFacts | None: ...
     async def list_charger_facts(self) -> dict[str, ChargerFacts]: ...
+    # The message log through the API, and messages relayed to chargers (sqlite_relay)
+    async def page_frames(self, query: FrameQuery, limit: int,
+                          offset: int) -> tuple[list[LoggedFrame], int]: ...
+    async def stored_charge_point_ids(self) -> list[str]: ...
+    async def get_command(self, command_id: int) -> CommandRecord | None: ...
+    async def add_relay_message(self, uuid: str, cp_id: str, protocol: str, action: str,
+                                unique_id: str, payload: dict[str, Any], source: str,
+                                url: str | None, send: bool, status: str,
+                                now: datetime) -> RelayRecord: ...
+    async def update_relay_message(self, uuid: str, status: str, command_id: int | None,
+                                   reply: list[Any] | None, now: datetime) -> None: ...
+    async def get_relay_message(self, uuid: str) -> RelayRecord | None: ...
+    async def queued_relay_messages(self, cp_id: str) -> list[RelayRecord]: ...
+    async def cp_ids_with_queued_messages(self) -> list[str]: ...
+    async def fail_interrupted_relay_messages(self, now: datetime) -> int: ...
+
+    # Webhooks and their outbox (sqlite_webhooks)
+    async def put_webhook(self, site_id: str, url: str, sealed_secret: str,
+                          now: datetime) -> None: ...
+    async def delete_webhook(self, site_id: str) -> bool: ...
+    async def list_webhooks(self) -> list[WebhookRecord]: ...
+    async def pending_outbox_heads(self) -> list[OutboxRecord]: ...
+    async def get_outbox(self, outbox_id: int) -> OutboxRecord | None: ...
+    async def list_outbox(self, site_id: str | None = None,
+                          limit: int = 100) -> list[OutboxRecord]: ...
+    async def finish_outbox(self, outbox_id: int, status: str, last_status: int | None,
+                            last_error: str | None, gone: list[list[Any]] | None,
+                            now: datetime, attempted: bool = True) -> None: ...
+    async def retry_outbox(self, outbox_id: int, next_attempt_at: datetime,
+                           last_status: int | None, last_error: str | None) -> None: ...
+    async def get_plan(self, plan_id: int) -> dict[str, Any] | None: ...
+    async def prune_outbox(self, older_than: datetime) -> int: ...
 
     # API keys (hashed)
     async def add_api_key(self, key_hash: str, scopes: tuple[str, ...],

@@ -383,3 +383,67 @@ MIGRATIONS.append(
     CREATE INDEX sessions_open_by_cp ON sessions (cp_id, connector_id) WHERE stopped_at IS NULL;
     """
 )
+
+MIGRATIONS.append(
+    # 11: the OCPP message log read through the HTTP API (filters and pages in SQL over many
+    # frames), and messages relayed to chargers on an API client's behalf: durable, so that a
+    # message for an offline charger waits in the store until it connects
+    """
+    CREATE INDEX frames_cp_ts ON frames (cp_id, ts);
+    CREATE INDEX frames_action_ts ON frames (action, ts);
+    CREATE INDEX frames_reply ON frames (cp_id, unique_id);
+    CREATE TABLE relay_messages (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        cp_id TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        action TEXT NOT NULL,
+        unique_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        source TEXT NOT NULL,
+        url TEXT,
+        send INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        command_id INTEGER,
+        reply TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX relay_queued ON relay_messages (cp_id, id) WHERE status = 'queued';
+    """
+)
+
+MIGRATIONS.append(
+    # 12: webhooks of sites (the secret encrypted) and their outbox. A plan of a site with a
+    # webhook enqueues its delivery in the same transaction as the plan itself (the trigger),
+    # so no plan is recorded without its delivery, whatever stops the process after the commit.
+    """
+    CREATE TABLE webhooks (
+        site_id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE webhook_outbox (
+        id INTEGER PRIMARY KEY,
+        site_id TEXT NOT NULL,
+        plan_id INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        gone TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX webhook_outbox_pending ON webhook_outbox (site_id, id) WHERE status = 'pending';
+    CREATE INDEX webhook_outbox_age ON webhook_outbox (created_at);
+    CREATE TRIGGER plans_webhook_outbox AFTER INSERT ON plans
+    WHEN EXISTS (SELECT 1 FROM webhooks WHERE site_id = NEW.site_id)
+    BEGIN
+        INSERT INTO webhook_outbox (site_id, plan_id, next_attempt_at, created_at)
+        VALUES (NEW.site_id, NEW.id, NEW.ts, NEW.ts);
+    END;
+    """
+)

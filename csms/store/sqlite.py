@@ -23,7 +23,9 @@ from csms.store.sqlite_commands import CommandsMixin
 from csms.store.sqlite_inventory import InventoryMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
+from csms.store.sqlite_relay import RelayMixin
 from csms.store.sqlite_sessions import SessionsMixin
+from csms.store.sqlite_webhooks import WebhooksMixin
 from csms.store.writer import BatchWriter
 
 log = structlog.get_logger("csms.store")
@@ -84,7 +86,8 @@ class FrameLog:
 
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
-                  CatalogMixin, ApiSessionsMixin, InventoryMixin, SqliteBase):
+                  CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
+                  SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:

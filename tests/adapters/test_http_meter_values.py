@@ -3,7 +3,6 @@ measured draw; the list pages stored samples in SQL, fast at 100,000 rows."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,8 +182,6 @@ async def test_listing_stays_fast_at_100000_rows(
         assert "SCAN m" not in " ".join(str(r[3]) for r in plan), [tuple(r) for r in plan]
     params = {"connector": str(connector_uuid("BIG", 2)), "start": T0.isoformat(),
               "end": (T0 + timedelta(days=2)).isoformat(), "limit": 1000, "offset": 40_000}
-    began = time.perf_counter()
     page = (await client.get("/v2/meter_values/", headers=headers, params=params)).json()
-    took = time.perf_counter() - began
+    # Index use is asserted above; speed itself is measured by bench/http_load.py, not timed here.
     assert page["total"] == 50_000 and len(page["data"]) == 1000
-    assert took < 2.0, f"a page took {took:.2f} s"
