@@ -11,11 +11,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from csms.api_sessions import CONNECTOR_SCAN, ApiProblem
-from csms.identity import plan_uuid
+from csms.clock import parse_iso
+from csms.identity import (
+    charge_point_uuid,
+    connector_uuid,
+    network_uuid,
+    plan_uuid,
+    session_uuid,
+)
 from csms.sites import connector_key, split_key
 from csms.store.base import ApiSessionRecord, MeterQuery, MeterValueRecord, PlanResultRecord
 from csms.timeseries import Point, Segment, add, hold, resample
@@ -139,6 +146,14 @@ class Optimizations:
                 w_per_amp=conn.w_at_amps(1.0))
             out.append(opt)
         return out
+
+    async def of_plan(self, plan: dict[str, Any]) -> list[dict[str, Any]]:
+        """The document's optimizations of one stored plan: what its webhook delivers."""
+        ts = plan["ts"] if isinstance(plan["ts"], datetime) else parse_iso(plan["ts"])
+        records = [PlanResultRecord(plan_id=plan["id"], site_id=plan["site_id"], ts=ts,
+                                    connector=key, result=value, latest=True)
+                   for key, value in sorted(plan["result"].items()) if value.get("active")]
+        return [document(o) for o in await self.build(records)]
 
     def _profile(self, r: PlanResultRecord, conn: Any, unit: str,
                  tx: str | None) -> ChargingProfile:
@@ -307,3 +322,55 @@ def _energy_slope(samples: list[MeterValueRecord]) -> list[Segment]:
         if hours > 0:
             out.append((t0, t1, max(0.0, e1 - e0) / hours))
     return out
+
+
+def _doc_time(value: datetime | None) -> str | None:
+    """A time as the document writes it: ISO 8601 with microseconds and offset."""
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _number(value: float) -> float:
+    return round(value, 3)
+
+
+def cs_profile(opt: Optimization) -> dict[str, Any]:
+    """`csChargingProfiles` as OCPP 1.6 SetChargingProfile carries it."""
+    p = opt.profile
+    tx = opt.transaction_id
+    return {
+        "chargingProfileId": p.id,
+        "chargingProfileKind": p.kind,
+        "chargingProfilePurpose": p.purpose,
+        "chargingSchedule": {
+            "chargingRateUnit": opt.unit,
+            "chargingSchedulePeriod": [{"limit": _number(limit), "startPeriod": float(start)}
+                                       for start, limit in opt.limits()],
+            "duration": None if p.schedule.duration is None else float(p.schedule.duration),
+        },
+        "stackLevel": p.stack_level,
+        "transactionId": None if tx is None or tx.startswith("api-")
+        else (int(tx) if tx.isdigit() else tx),
+        "validFrom": _doc_time(p.valid_from),
+        "validTo": _doc_time(p.valid_to),
+    }
+
+
+def profile_object(opt: Optimization) -> dict[str, Any]:
+    """The compact `profile`: the schedule in kW at absolute times."""
+    return {"start": _doc_time(opt.profile.valid_from), "stop": _doc_time(opt.profile.valid_to),
+            "unit": "kW",
+            "data": [{"time": _doc_time(t), "value": _number(v)} for t, v in opt.kw_points()]}
+
+
+def document(opt: Optimization) -> dict[str, Any]:
+    """The document's optimization object (seed 002 §3.5), for the view and the webhooks."""
+    return {
+        "id": str(opt.id), "created": _doc_time(opt.created), "updated": _doc_time(opt.created),
+        "method": opt.method, "active": opt.active,
+        "csChargingProfiles": cs_profile(opt), "profile": profile_object(opt),
+        "connectorId": opt.connector_id,
+        "connector": str(connector_uuid(opt.cp_id, opt.connector_id)),
+        "chargepointId": str(charge_point_uuid(opt.cp_id)),
+        "networkId": str(network_uuid(opt.site_id)),
+        "chargingSessionId": None if opt.session is None else str(session_uuid(opt.session.id)),
+    }

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from csms.domain import Metered, Sample
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
 from csms.live import ApiDemand, LiveState
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 CONNECTOR_SCAN = range(1, 9)
 DETAIL_FIELDS = ("charging_rate_unit", "energy_to_charge_kwh", "departure", "priority",
                  "vehicle_id", "max_power_kw", "payment_info", "remote_stop", "start_soc")
+
+
+log = structlog.get_logger("csms.api_sessions")
 
 
 class ApiProblem(Exception):
@@ -291,6 +296,16 @@ class ApiSessions:
             updated = await self._reload(record.id)
         self._to_planner(updated)
         return updated
+
+    async def webhook_gone(self, site_id: str, connectors: list[tuple[str, int]]) -> None:
+        """Seed 002: a webhook that answers 404 ends the sessions of those optimizations (as
+        DELETE does: an API session closes, an OCPP one loses what the API said about it)."""
+        for cp_id, connector_id in connectors:
+            record = await self._service.store.open_session_on(cp_id, connector_id)
+            if record is not None:
+                await self.delete(record)
+                log.info("session_ended_by_webhook", site_id=site_id, cp_id=cp_id,
+                         connector_id=connector_id, source=record.source)
 
     def effective_priority(self, record: ApiSessionRecord) -> int:
         """The priority the planner uses: the session's, else its connector's."""

@@ -29,7 +29,7 @@ from csms.sites import SiteDirectory
 from csms.store import SqliteStore, Store
 from csms.vehicles import Vehicles
 from csms.webhook_delivery import WebhookDelivery
-from csms.webhooks import PlanShaper, Webhooks
+from csms.webhooks import Webhooks
 
 log = structlog.get_logger("csms.service")
 
@@ -99,7 +99,8 @@ class Loadstar:
                            config.ocpp.call_timeout_s)
         self.bus.listen(self.relay.on_event)
         self.webhooks = Webhooks(self.store, self.clock, SecretBox(key_path_for(config.store.path)),
-                                 PlanShaper(self._objective_of, config.load.profile_validity_s))
+                                 self.optimizations.of_plan)
+        self.webhooks.on_webhook_gone = self.api_sessions.webhook_gone
         self.webhook_delivery = WebhookDelivery(self.store, self.webhooks, self.clock)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s

@@ -8,16 +8,13 @@ stored sealed (csms.secrets) and kept in memory only as sealed text; it is never
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
-from csms.clock import Clock, parse_iso
-from csms.identity import charge_point_uuid, connector_uuid, network_uuid, plan_uuid
+from csms.clock import Clock
 from csms.secrets import SecretBox
-from csms.sites import split_key
 from csms.store import Store
 from csms.store.base import WebhookRecord
 
@@ -25,12 +22,10 @@ log = structlog.get_logger("csms.webhooks")
 
 MAX_URL_LENGTH = 2048
 MAX_SECRET_LENGTH = 1024
-# The stack level of document 002's default TxProfile preset (ampcontrol-default-TxProfile).
-TX_PROFILE_STACK_LEVEL = 2
-
 Plan = dict[str, Any]
 Optimization = dict[str, Any]
-# Turns a plan record into the optimizations a webhook receives (replaceable: see Webhooks).
+# Turns a plan record into the optimizations a webhook receives, in the document's shape
+# (csms.api_optimizations.Optimizations.of_plan: the same objects GET /v2/optimizations/ shows).
 Shaper = Callable[[Plan], Awaitable[list[Optimization]]]
 # Told which connectors' sessions a webhook's 404 ended: (site_id, [(cp_id, connector)]).
 GoneHook = Callable[[str, list[tuple[str, int]]], Awaitable[None]]
@@ -55,63 +50,6 @@ def check_url(url: str) -> None:
         raise WebhookError("webhook", f"not a URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookError("webhook", "an absolute http:// or https:// URL with a host")
-
-
-def _time(dt: datetime) -> str:
-    """Document 002's time format: ISO 8601 with microseconds and offset."""
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class PlanShaper:
-    """The optimizations of a plan in document 002's shape, from the plan record alone: one per
-    connector with a session, its limit in W for the profile's validity (no transaction id:
-    the plan record does not hold it)."""
-
-    def __init__(self, objective_of: Callable[[str], str], validity_s: float) -> None:
-        self.objective_of = objective_of
-        self.validity_s = validity_s
-
-    async def __call__(self, plan: Plan) -> list[Optimization]:
-        return shape_optimizations(plan, self.objective_of(plan["site_id"]), self.validity_s)
-
-
-def shape_optimizations(plan: Plan, objective: str, validity_s: float) -> list[Optimization]:
-    """Optimizations (document 002 §3.5) for the connectors of `plan` that have a session."""
-    start = parse_iso(plan["ts"])
-    stop = start + timedelta(seconds=validity_s)
-    out: list[Optimization] = []
-    for key, conn in sorted(plan["result"].items()):
-        if not conn.get("active"):
-            continue
-        cp_id, number = split_key(key)
-        limit_w = float(conn["power_w"])
-        out.append({
-            "id": str(plan_uuid(plan["id"], f"{cp_id}:{number}")),
-            "created": _time(start),
-            "updated": _time(start),
-            "method": objective,
-            "csChargingProfiles": {
-                "chargingProfileId": plan["id"],
-                "chargingProfileKind": "Absolute",
-                "chargingProfilePurpose": "TxProfile",
-                "chargingSchedule": {
-                    "chargingRateUnit": "W",
-                    "chargingSchedulePeriod": [{"limit": limit_w, "startPeriod": 0.0}],
-                    "duration": float(validity_s),
-                },
-                "stackLevel": TX_PROFILE_STACK_LEVEL,
-                "transactionId": None,
-                "validFrom": _time(start),
-                "validTo": _time(stop),
-            },
-            "profile": {"start": _time(start), "stop": _time(stop), "unit": "W",
-                        "data": [{"time": _time(start), "value": limit_w}]},
-            "connectorId": number,
-            "connector": str(connector_uuid(cp_id, number)),
-            "chargepointId": str(charge_point_uuid(cp_id)),
-            "networkId": str(network_uuid(plan["site_id"])),
-        })
-    return out
 
 
 async def _log_gone(site_id: str, connectors: list[tuple[str, int]]) -> None:

@@ -24,6 +24,7 @@ from adapters.http.server import HttpServer
 from csms.config import ChargerSpec, Config, SiteSpec
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, plan_uuid
 from csms.service import Loadstar
+from csms.store import Store
 from csms.webhook_delivery import WebhookDelivery
 from simulators.charger import SimCharger
 from simulators.clock import SimClock
@@ -107,6 +108,16 @@ async def until(delivery: WebhookDelivery, check: Callable[[], Awaitable[bool]])
     await asyncio.wait_for(loop(), WAIT_S)
 
 
+async def plan_of(store: Store, optimization: dict[str, Any]) -> int:
+    """The stored plan an optimization comes from (its id names the plan and the connector)."""
+    for plan in await store.list_plans("site", limit=1000):
+        for key in plan["result"]:
+            cp_id, n = key.rsplit("/", 1)
+            if str(plan_uuid(plan["id"], f"{cp_id}:{n}")) == optimization["id"]:
+                return int(plan["id"])
+    raise AssertionError(f"no plan for {optimization['id']}")
+
+
 def signed(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
     """What a receiver does: compare the signature in constant time."""
     expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
@@ -126,7 +137,8 @@ async def test_each_optimization_is_posted_signed(server: Loadstar,
         sent = json.loads(body)
         assert sent["status"] == "success" and sent["total"] == 1
         [optimization] = sent["data"]
-        plan_id = optimization["csChargingProfiles"]["chargingProfileId"]
+        # The same object GET /v2/optimizations/ shows: its id names the plan and connector.
+        plan_id = await plan_of(server.store, optimization)
         plan = await server.store.get_plan(plan_id)
         assert plan is not None and plan["site_id"] == "site"
         assert plan["result"]["HOOK-1/1"]["active"] is True
@@ -143,8 +155,9 @@ async def test_each_optimization_is_posted_signed(server: Loadstar,
         assert schedule["chargingRateUnit"] == "W"
         assert schedule["chargingSchedulePeriod"] == [
             {"limit": plan["result"]["HOOK-1/1"]["power_w"], "startPeriod": 0.0}]
-        assert optimization["profile"]["data"][0]["value"] == plan["result"]["HOOK-1/1"][
-            "power_w"]
+        assert optimization["profile"]["unit"] == "kW"
+        assert optimization["profile"]["data"][0]["value"] == pytest.approx(
+            plan["result"]["HOOK-1/1"]["power_w"] / 1000.0, abs=1e-3)
 
         # A new limit on the site is a new optimization, posted after the first.
         assert server.planner is not None
@@ -153,7 +166,7 @@ async def test_each_optimization_is_posted_signed(server: Loadstar,
         while True:
             headers, body, _ = await receiver.next()
             later = json.loads(body)["data"][0]
-            assert later["csChargingProfiles"]["chargingProfileId"] > plan_id
+            assert await plan_of(server.store, later) > plan_id
             assert signed(headers, body)
             limit = later["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]
             if limit["limit"] <= 5000.0:
@@ -173,7 +186,7 @@ async def test_failed_deliveries_are_retried_with_backoff(server: Loadstar,
         assert [a[2] for a in answers] == [503, 500, 200]
         # The same plan each time, with the same body and signature.
         assert answers[0][1] == answers[1][1] == answers[2][1]
-        plan_id = json.loads(answers[0][1])["data"][0]["csChargingProfiles"]["chargingProfileId"]
+        plan_id = await plan_of(server.store, json.loads(answers[0][1])["data"][0])
 
         async def settled() -> bool:
             rows = [r for r in await server.store.list_outbox("site") if r.plan_id == plan_id]
@@ -217,8 +230,7 @@ async def test_a_restart_between_plan_and_delivery_loses_nothing(config: Config)
             assert signed(headers, body)
             optimization = json.loads(body)["data"][0]
             # The site's oldest waiting plan first: a site's plans arrive in order.
-            assert optimization["csChargingProfiles"]["chargingProfileId"] == \
-                pending[-1].plan_id
+            assert await plan_of(second.store, optimization) == pending[-1].plan_id
             assert optimization["chargepointId"] == str(charge_point_uuid("HOOK-1"))
         finally:
             await second.stop()
@@ -238,7 +250,7 @@ async def test_a_404_ends_the_sessions_of_that_optimization(server: Loadstar,
         _, body, status = await receiver.next()
         assert status == 404
         assert await asyncio.wait_for(gone.get(), WAIT_S) == ("site", [("HOOK-1", 1)])
-        plan_id = json.loads(body)["data"][0]["csChargingProfiles"]["chargingProfileId"]
+        plan_id = await plan_of(server.store, json.loads(body)["data"][0])
 
         async def recorded() -> bool:
             rows = [r for r in await server.store.list_outbox("site") if r.plan_id == plan_id]

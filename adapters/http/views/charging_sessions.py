@@ -29,6 +29,7 @@ from adapters.http.views.session_common import (
     utc,
     window,
 )
+from csms.api_optimizations import profile_object
 from csms.api_sessions import ApiSessions, NewSession, SessionFields
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
 from csms.store import ApiKeyRecord
@@ -201,7 +202,6 @@ async def session_profiles(request: Request, _: Read, network: uuid.UUID,
                            start: datetime | None = None,
                            end: datetime | None = None) -> Envelope[SessionProfile]:
     """The optimization profile in force for each active session of a network."""
-    from adapters.http.views.optimizations import profile_object
 
     start, end = window(start, end)
     sessions, ids = sessions_of(request), ids_of(request)

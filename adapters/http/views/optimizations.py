@@ -19,68 +19,19 @@ from adapters.http.views.session_common import (
     charge_point_id,
     connector_of,
     ids_of,
-    iso,
     network_site,
     optimizations_of,
     sessions_of,
     window,
 )
-from csms.api_optimizations import Optimization
+from csms.api_optimizations import document
 from csms.api_sessions import ApiProblem
-from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
 from csms.sites import connector_key
 from csms.store import ApiKeyRecord
 
 router = ApiRouter(tags=["optimizations"])
 Read = Annotated[ApiKeyRecord, Depends(require_scope("read"))]
 FAILS = envelope.responses(400, 401, 403, 404, 500)
-
-
-def _number(value: float) -> float:
-    return round(value, 3)
-
-
-def cs_profile(opt: Optimization) -> dict[str, Any]:
-    """`csChargingProfiles` as OCPP 1.6 SetChargingProfile carries it."""
-    p = opt.profile
-    tx = opt.transaction_id
-    return {
-        "chargingProfileId": p.id,
-        "chargingProfileKind": p.kind,
-        "chargingProfilePurpose": p.purpose,
-        "chargingSchedule": {
-            "chargingRateUnit": opt.unit,
-            "chargingSchedulePeriod": [{"limit": _number(limit), "startPeriod": float(start)}
-                                       for start, limit in opt.limits()],
-            "duration": None if p.schedule.duration is None else float(p.schedule.duration),
-        },
-        "stackLevel": p.stack_level,
-        "transactionId": None if tx is None or tx.startswith("api-")
-        else (int(tx) if tx.isdigit() else tx),
-        "validFrom": iso(p.valid_from),
-        "validTo": iso(p.valid_to),
-    }
-
-
-def profile_object(opt: Optimization) -> dict[str, Any]:
-    """The compact `profile`: the schedule in kW at absolute times."""
-    return {"start": iso(opt.profile.valid_from), "stop": iso(opt.profile.valid_to),
-            "unit": "kW",
-            "data": [{"time": iso(t), "value": _number(v)} for t, v in opt.kw_points()]}
-
-
-def shown(opt: Optimization) -> dict[str, Any]:
-    """The document's optimization object."""
-    return {
-        "id": str(opt.id), "created": iso(opt.created), "updated": iso(opt.created),
-        "method": opt.method, "active": opt.active,
-        "csChargingProfiles": cs_profile(opt), "profile": profile_object(opt),
-        "connectorId": opt.connector_id,
-        "connector": str(connector_uuid(opt.cp_id, opt.connector_id)),
-        "chargepointId": str(charge_point_uuid(opt.cp_id)),
-        "networkId": str(network_uuid(opt.site_id)),
-        "chargingSessionId": None if opt.session is None else str(session_uuid(opt.session.id)),
-    }
 
 
 async def selection(request: Request, connector: uuid.UUID | None,
@@ -144,7 +95,7 @@ async def list_optimizations(
     opts, total = await optimizations_of(request).page(
         tuple(sorted(sites)), None if keys is None else tuple(sorted(keys)), latest, start, end,
         page.limit, page.offset, tx)
-    return success([shown(o) for o in opts], total)
+    return success([document(o) for o in opts], total)
 
 
 @router.get("/v2/optimizations/{id}", response_model=Envelope[dict[str, Any]], responses=FAILS)
@@ -152,4 +103,4 @@ async def get_optimization(request: Request, _: Read, id: uuid.UUID  # noqa: A00
                            ) -> Envelope[dict[str, Any]]:
     with answered():
         opt = await optimizations_of(request).find(id)
-    return success([shown(opt)])
+    return success([document(opt)])
