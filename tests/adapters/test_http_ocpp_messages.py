@@ -311,7 +311,9 @@ async def test_bad_list_parameters_are_400(client: httpx.AsyncClient) -> None:
 
 async def test_the_log_pages_100000_frames_in_sql(server: Loadstar,
                                                      client: httpx.AsyncClient) -> None:
-    base = datetime(2026, 1, 1, tzinfo=UTC)
+    # Recent frames: housekeeping prunes frames past their retention while the test runs.
+    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=2)
     actions = ["Heartbeat", "MeterValues", "StatusNotification", "Reset"]
     rows = []
     for i in range(100_000):
@@ -330,7 +332,8 @@ async def test_the_log_pages_100000_frames_in_sql(server: Loadstar,
         {"offset": 50_000},
         {"chargepoint": str(charge_point_uuid("CP-007"))},
         {"operationType": "Reset", "messageType": "Call"},
-        {"source": "Charger", "start": "2026-01-01T10:00:00", "end": "2026-01-01T12:00:00"},
+        {"source": "Charger", "start": (base + timedelta(hours=10)).isoformat(),
+         "end": (base + timedelta(hours=12)).isoformat()},
         {"protocol": "ocpp1.6", "sort": "chargepoint:asc"},
         {"sort": "operationType:desc"},
         {"search": "CP-19"},
