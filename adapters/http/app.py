@@ -17,6 +17,7 @@ from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import Envelope, success
 from adapters.http.routing import ApiRouter
+from adapters.http.views import capacities, dr_events, networks
 from csms.service import Loadstar
 from csms.store import ApiKeyRecord
 
@@ -82,4 +83,7 @@ def create_app(service: Loadstar) -> FastAPI:
     app.state.service = service
     envelope.install(app)
     app.include_router(system)
+    app.include_router(networks.router)
+    app.include_router(capacities.router)
+    app.include_router(dr_events.router)
     return app

@@ -115,6 +115,18 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    """What the HTTP networks view keeps beside a site, group or API-made limit."""
+
+    id: str  # the site, group or limit id
+    kind: str  # "network", "capacity" or "dr_event"
+    site_id: str
+    attrs: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
 
@@ -195,3 +207,12 @@ class Store(Protocol):
     async def revoke_api_key(self, key_id: int, now: datetime) -> bool: ...
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None: ...
     async def list_api_keys(self) -> list[ApiKeyRecord]: ...
+
+    # Networks view: records beside site specs, and deleting a site
+    async def save_network_record(self, record_id: str, kind: str, site_id: str,
+                                  attrs: dict[str, Any], now: datetime) -> None: ...
+    async def list_network_records(self, site_id: str | None = None
+                                   ) -> list[NetworkRecord]: ...
+    async def delete_network_records(self, record_ids: list[str]) -> int: ...
+    async def delete_site(self, site_id: str) -> bool: ...
+    async def site_times(self) -> dict[str, datetime]: ...

@@ -20,6 +20,7 @@ from csms.store.sqlite_chargers import ChargePointsMixin
 from csms.store.sqlite_commands import CommandsMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
+from csms.store.sqlite_networks import NetworksMixin
 from csms.store.sqlite_sessions import SessionsMixin
 from csms.store.writer import BatchWriter
 
@@ -81,7 +82,7 @@ class FrameLog:
 
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
-                  SqliteBase):
+                  NetworksMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
