@@ -415,9 +415,10 @@ class Networks:
             problems: dict[str, str] = {}
             new: list[LimitSpec] = []
             for i, item in enumerate(items):
-                for field, problem in _limit_problems(kind, current.max_power_kw, item).items():
-                    problems[f"items.{i}.{field}"] = problem
-                new.append(_limit_spec(kind, str(uuid4()), item))
+                found = _limit_problems(kind, current.max_power_kw, item)
+                problems.update({f"items.{i}.{k}": v for k, v in found.items()})
+                if not found:
+                    new.append(_limit_spec(kind, str(uuid4()), item))
             if problems:
                 raise Invalid(problems)
             raw = self.directory.specs[site_id].model_dump()
