@@ -236,6 +236,25 @@ async def test_a_network_of_config_toml_shows_but_is_not_changed_here(tmp_path: 
         assert r.status_code == 409
 
 
+async def test_current_charging_load_is_the_measured_draw_of_the_networks_chargers(
+        server: Loadstar, client: httpx.AsyncClient, writer: dict[str, str]) -> None:
+    top = await create(client, writer, name="site", maxCapacity=100)
+    hall = await create(client, writer, name="hall", maxCapacity=50, parentNetworkId=top["id"])
+    assert server.planner is not None
+    spec = server.planner.directory.specs[top["id"]]
+    groups = [g.model_copy(update={"chargers": ["H-*"]}) for g in spec.groups]
+    await server.planner.update_site(spec.model_copy(update={"chargers": ["S-*"],
+                                                             "groups": groups}))
+    # As the planner folds in meter values: 7 kW in the hall, 4.5 kW straight on the site.
+    server.planner.live.charger("H-1").connector(1).measured_w = 7000.0
+    server.planner.live.charger("S-1").connector(1).measured_w = 4500.0
+    server.planner.live.charger("S-1").connector(2)  # idle: no reading
+    got = (await client.get(f"/v2/networks/{hall['id']}", headers=writer)).json()["data"][0]
+    assert got["currentChargingLoad"] == 7.0
+    got = (await client.get(f"/v2/networks/{top['id']}", headers=writer)).json()["data"][0]
+    assert got["currentChargingLoad"] == 11.5
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "field"), [
