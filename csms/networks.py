@@ -479,10 +479,11 @@ def _site(raw: dict[str, Any]) -> SiteSpec:
     except ValidationError as e:
         problems: dict[str, str] = {}
         for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "network"
+            parts = [str(p) for p in err["loc"]]
             if err["type"] == "config_key":
-                loc = ".".join(p for p in (loc, err["ctx"]["key"]) if p)
-            problems.setdefault(loc, str(err["msg"]).removeprefix("Value error, "))
+                parts.append(err["ctx"]["key"])  # e.g. "groups[0].parent"
+            problems.setdefault(".".join(parts) or "network",
+                                str(err["msg"]).removeprefix("Value error, "))
         raise Invalid(problems) from None
 
 

@@ -140,6 +140,10 @@ async def test_sub_networks_are_groups_of_the_parent_site(
                            headers=writer)
     assert r.status_code == 200
     assert server.planner.directory.group_spec(top["id"], bay["id"]).max_power_kw == 15
+    # A circuit cannot hang below itself.
+    r = await client.patch(f"/v2/networks/{hall['id']}", json={"parentNetworkId": bay["id"]},
+                           headers=writer)
+    assert r.status_code == 400 and "body.parentNetworkId" in r.json()["data"]
     # Deleting the hall takes the bay with it.
     r = await client.delete(f"/v2/networks/{hall['id']}", headers=writer)
     assert r.status_code == 200 and r.json()["data"][0]["id"] == hall["id"]

@@ -42,7 +42,6 @@ API_NAMES = {"max_power_kw": "maxCapacity", "buffer": "maxCapacityBuffer",
              "timezone": "timeZone", "objective": "objective",
              "min_power_kw": "connectorMinimumLoad", "power_step_kw": "connectorPowerStep",
              "fallback_power_kw": "reservedPower", "floors": "reservedPower",
-             "parent": "parentNetworkId", "groups": "parentNetworkId",
              "network_uuid": "network_uuid"}
 # Stored and echoed: Loadstar has no concept they would change (see docs/api-notes.md).
 ECHOED: dict[str, Any] = {
@@ -90,6 +89,8 @@ async def calling(call: Coroutine[Any, Any, T], names: Callable[[str], str]) -> 
 
 def _body_name(key: str) -> str:
     head, _, rest = key.partition(".")
+    if head.startswith(("groups", "parent")):
+        return "body.parentNetworkId"  # the group tree: only the parent can make it wrong
     name = API_NAMES.get(head, head)
     return name if name == "network_uuid" else "body." + ".".join(p for p in (name, rest) if p)
 
