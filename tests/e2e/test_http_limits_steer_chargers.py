@@ -116,16 +116,21 @@ async def plans(site: Site, network: str) -> list[dict[str, Any]]:
 
 
 async def first_plan(site: Site, network: str, *, limit_kw: float | None = None,
-                     after_id: int = 0, since: datetime | None = None) -> dict[str, Any]:
+                     after_id: int = 0, since: datetime | None = None,
+                     trigger: str = "") -> dict[str, Any]:
     """Await plans of the network until one (with id > `after_id`, started at or after
-    `since`) is made for `limit_kw` (any limit when None); return the first such."""
+    `since`, asked for by `trigger` among others) is made for `limit_kw` (any limit when
+    None); return the first such."""
     planner = site.server.planner
     assert planner is not None
 
     def fits(p: dict[str, Any]) -> bool:
-        return p["id"] > after_id and (since is None or parse_iso(p["ts"]) >= since) and (
-            limit_kw is None or (p["limit_kw"] is not None
-                                 and abs(p["limit_kw"] - limit_kw) < 1e-6))
+        if p["id"] <= after_id or trigger not in p["trigger"]:
+            return False
+        if since is not None and parse_iso(p["ts"]) < since:
+            return False
+        return limit_kw is None or (p["limit_kw"] is not None
+                                    and abs(p["limit_kw"] - limit_kw) < 1e-6)
 
     async def wait() -> dict[str, Any]:
         while True:
@@ -167,10 +172,9 @@ async def test_lowering_max_capacity_lowers_what_the_cars_draw_within_one_window
         patched_at = site.clock.now()
         got = await api.send("PATCH", f"/v2/networks/{network}", json={"maxCapacity": 20})
         assert got[0]["maxCapacity"] == 20.0
-        # The first plan after the change already uses it: the change's own re-plan, after
-        # one coalescing window.
-        plan = await first_plan(site, network, since=patched_at)
-        assert plan["limit_kw"] == 20.0 and "config_change" in plan["trigger"]
+        # The change's own re-plan (one coalescing window after it) already uses it.
+        plan = await first_plan(site, network, since=patched_at, trigger="config_change")
+        assert plan["limit_kw"] == 20.0
         await limited_to(cars, 20.0)
         assert site.total_w() <= 20_000 * (1 - BUFFER) + EPS_W
         # The network reports what its chargers draw and the limit in force.
