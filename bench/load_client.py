@@ -39,6 +39,7 @@ VOLTAGE_V = 230.0
 DEMANDS_W = (3700.0, 7400.0, 11000.0, 16500.0, 22000.0)  # what a car may want to draw
 DEMAND_CHANGE_P = 0.15  # per meter tick: a car changes what it wants (~every 67 s at 10 s)
 CHANGE_MIN_W = 100.0  # a reported power that moved less than this did not change
+LENT_GAP_W = 1500.0  # a limit this close above the draw is a lend (lend margin 1 kW + rounding)
 
 
 @dataclass
@@ -252,8 +253,10 @@ class Charger:
         if self.pending_change_at is not None:
             stats.mv_to_scp.append(now - self.pending_change_at)
             self.pending_change_at = None
-        if after_w < before_w - CHANGE_MIN_W and self.reported_w < before_w - 1000.0:
-            self.lent = True  # lowered towards what the car draws: its headroom is lent
+        if after_w < before_w - CHANGE_MIN_W and after_w <= self.reported_w + LENT_GAP_W:
+            # Lowered to just above what the car draws (the server's lend margin is 1 kW):
+            # its headroom is lent. A lowering to a new fair share is not a lend.
+            self.lent = True
         elif after_w > before_w + CHANGE_MIN_W:
             if self.pending_reclaim_at is not None:
                 stats.reclaim.append(now - self.pending_reclaim_at)

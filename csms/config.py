@@ -138,12 +138,19 @@ class LimitSpec(_Section):
     end_cron: str | None = None
     start: str | None = None  # capacity / dr_event / external: ISO 8601
     end: str | None = None
+    # dr_event only: kW taken off what the lower sources allow (a "Load Amount" curtailment).
+    reduction_kw: NonNegative | None = None
+    # A limit made through the HTTP API (a capacity or DR event): its UUID, to address it.
+    id: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> LimitSpec:
         # The planner skips a limit it cannot place in time; say so now instead.
-        if self.power_kw is None and self.current_a is None:
-            raise _at("power_kw", "a limit needs power_kw or current_a")
+        if self.reduction_kw is not None and self.kind != "dr_event":
+            raise _at("reduction_kw", "only a dr_event limit is a reduction")
+        if self.power_kw is None and self.current_a is None and self.reduction_kw is None:
+            raise _at("power_kw", "a limit needs power_kw or current_a"
+                      + (" or reduction_kw" if self.kind == "dr_event" else ""))
         if self.kind == "scheduled":
             for key in ("start_cron", "end_cron"):
                 expr = getattr(self, key)

@@ -18,12 +18,15 @@ from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import Envelope, success
 from adapters.http.routing import ApiRouter
 from adapters.http.views import (
+    capacities,
     charge_points,
     charging_sessions,
     configurations,
     connectors,
+    dr_events,
     id_tags,
     meter_values,
+    networks,
     ocpp_messages,
     optimizations,
     profiles,
@@ -94,7 +97,8 @@ def create_app(service: Loadstar) -> FastAPI:
     app.state.service = service
     envelope.install(app)
     app.include_router(system)
-    for view in (charge_points, connectors, id_tags, vehicles, configurations, charging_sessions,
-                 meter_values, optimizations, profiles, ocpp_messages):
+    for view in (networks, capacities, dr_events, charge_points, connectors, id_tags, vehicles,
+                 configurations, charging_sessions, meter_values, optimizations, profiles,
+                 ocpp_messages):
         app.include_router(view.router)
     return app

@@ -74,7 +74,7 @@ class Snapshots:
                 if s.kind == "capacity":
                     capacities.append(CapacityInterval(start, end, value))
                 elif s.kind == "dr_event":
-                    drs.append(DrEvent(start, end, value))
+                    drs.append(DrEvent(start, end, value, reduction_kw=s.reduction_kw))
                 else:
                     externals.append(ExternalLimit(value, end, start))
         return NodeLimits(default=default, scheduled=tuple(scheduled),

@@ -316,6 +316,18 @@ class RelayRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    """What the HTTP networks view keeps beside a site, group or API-made limit."""
+
+    id: str  # the site, group or limit id
+    kind: str  # "network", "capacity" or "dr_event"
+    site_id: str
+    attrs: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookRecord:
     """A site's webhook; `sealed_secret` is the secret encrypted (csms.secrets)."""
 
@@ -533,3 +545,11 @@ class Store(Protocol):
     async def save_ocpp_settings(self, settings: OcppSettingsRecord) -> None: ...
     async def get_ocpp_settings(self, scope: str) -> OcppSettingsRecord | None: ...
     def charge_point_ids(self) -> list[str]: ...
+    # Networks view: records beside site specs, and deleting a site
+    async def save_network_record(self, record_id: str, kind: str, site_id: str,
+                                  attrs: dict[str, Any], now: datetime) -> None: ...
+    async def list_network_records(self, site_id: str | None = None
+                                   ) -> list[NetworkRecord]: ...
+    async def delete_network_records(self, record_ids: list[str]) -> int: ...
+    async def delete_site(self, site_id: str) -> bool: ...
+    async def site_times(self) -> dict[str, datetime]: ...

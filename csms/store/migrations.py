@@ -447,3 +447,19 @@ MIGRATIONS.append(
     END;
     """
 )
+
+MIGRATIONS.append(
+    # 13: what the HTTP API keeps about networks (sites and groups), capacities and DR events
+    # beside their specs: names, echo-only fields, and when each was created and updated
+    """
+    CREATE TABLE network_records (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        site_id TEXT NOT NULL,
+        attrs TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX network_records_site ON network_records (site_id, kind);
+    """
+)

@@ -23,6 +23,7 @@ from csms.store.sqlite_commands import CommandsMixin
 from csms.store.sqlite_inventory import InventoryMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
+from csms.store.sqlite_networks import NetworksMixin
 from csms.store.sqlite_relay import RelayMixin
 from csms.store.sqlite_sessions import SessionsMixin
 from csms.store.sqlite_webhooks import WebhooksMixin
@@ -87,7 +88,7 @@ class FrameLog:
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  SqliteBase):
+                  NetworksMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import ApiFail, Envelope, Page, paging, success
+from adapters.http.quantities import Kw
 from adapters.http.routing import ApiRouter
 from csms.inventory import (
     CP_SORTS,
@@ -34,7 +35,6 @@ from csms.store.base import ChargePointQuery
 
 # ISO 8601 with its offset, as the document's samples (`...+00:00`).
 Iso = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
-Kw = Annotated[float, Field(strict=True, ge=0, description="kW")]
 Flag = Annotated[bool, Field(strict=True)]
 Read = Annotated[ApiKeyRecord, Depends(require_scope("read"))]
 Write = Annotated[ApiKeyRecord, Depends(require_scope("write"))]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from adapters.http import envelope
 from adapters.http.auth import require_scope
 from adapters.http.envelope import Envelope, Page, paging, success
+from adapters.http.quantities import MAX_KW
 from adapters.http.routing import ApiRouter
 from adapters.http.views.session_common import (
     answered,
@@ -232,10 +233,10 @@ class SessionCreate(BaseModel):
     chargePointId: uuid.UUID | None = None
     chargingRateUnit: Unit | None = None
     idTag: str | None = Field(None, max_length=255)
-    energyToCharge: float | None = Field(None, ge=0)
-    maxChargingPowerOfVehicle: float | None = Field(None, gt=0)
+    energyToCharge: float | None = Field(None, ge=0, le=MAX_KW, allow_inf_nan=False)
+    maxChargingPowerOfVehicle: float | None = Field(None, gt=0, le=MAX_KW, allow_inf_nan=False)
     maximumChargingTimeDate: datetime | None = None
-    meterStart: float | None = Field(None, ge=0)
+    meterStart: float | None = Field(None, ge=0, allow_inf_nan=False)
     ocppTransactionStart: datetime | None = None
     paymentInfo: str | None = Field(None, max_length=1000)
     priority: Priority | None = None
@@ -305,7 +306,7 @@ async def get_session(request: Request, _: Read,
 
 
 class SessionPatch(BaseModel):
-    energyToCharge: float | None = Field(None, ge=0)
+    energyToCharge: float | None = Field(None, ge=0, le=MAX_KW, allow_inf_nan=False)
     meterStop: float | None = Field(None, ge=0)
     ocppTransactionStop: datetime | None = None
     paymentInfo: str | None = Field(None, max_length=1000)

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.http import envelope
 from adapters.http.envelope import Envelope, Page, paging, success
+from adapters.http.quantities import Kw
 from adapters.http.routing import ApiRouter
-from adapters.http.views.charge_points import Iso, Kw, Read, Write, answered, inventory_of
+from adapters.http.views.charge_points import Iso, Read, Write, answered, inventory_of
 from csms.inventory import CONNECTOR_SORTS, ConnectorInfo, parse_sort
 from csms.store.base import ConnectorQuery
 
