@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -64,12 +63,6 @@ class Receiver:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -198,35 +191,41 @@ async def test_failed_deliveries_are_retried_with_backoff(server: Loadstar,
 
 
 async def test_a_restart_between_plan_and_delivery_loses_nothing(config: Config) -> None:
-    port = free_port()  # nobody listens there yet: the receiver is down
-    first = Loadstar(config)
-    await first.start()
-    quick(first.webhook_delivery)
-    sim = SimCharger("HOOK-1", f"ws://127.0.0.1:{first.ocpp_port}/ocpp",
-                     clock=SimClock(speed=10), meter_interval_s=600)
-    try:
-        await first.webhooks.configure("site", f"http://127.0.0.1:{port}/hook", SECRET)
-        await sim.start()
-        await sim.wait_for(lambda: sim.booted.is_set(), 10)
-        await sim.plug_in(1, EV(battery_kwh=500, soc=0.1, max_power_kw=22))
+    # The receiver keeps its port throughout (a port given up between the two runs could be
+    # taken by another test's receiver); it refuses with 503 until the restart.
+    async with Receiver(statuses=[503]) as receiver:
+        first = Loadstar(config)
+        await first.start()
+        quick(first.webhook_delivery)
+        sim = SimCharger("HOOK-1", f"ws://127.0.0.1:{first.ocpp_port}/ocpp",
+                         clock=SimClock(speed=10), meter_interval_s=600)
+        try:
+            await first.webhooks.configure("site", receiver.url, SECRET)
+            await sim.start()
+            await sim.wait_for(lambda: sim.booted.is_set(), 10)
+            await sim.plug_in(1, EV(battery_kwh=500, soc=0.1, max_power_kw=22))
 
-        async def failed_once() -> bool:
-            rows = await first.store.list_outbox("site")
-            return any(r.status == "pending" and r.attempts >= 1 for r in rows)
+            async def failed_once() -> bool:
+                rows = await first.store.list_outbox("site")
+                return any(r.status == "pending" and r.attempts >= 1 for r in rows)
 
-        await until(first.webhook_delivery, failed_once)
-        await sim.stop()
-    finally:
-        await first.stop()
-    second = Loadstar(config)
-    async with Receiver(port) as receiver:
+            await until(first.webhook_delivery, failed_once)
+            await sim.stop()
+            pending = [r for r in await first.store.list_outbox("site") if r.status == "pending"]
+        finally:
+            await first.stop()
+        assert pending and pending[-1].attempts >= 1
+        while not receiver.received.empty():  # the refused attempts
+            receiver.received.get_nowait()
+        receiver.statuses = [200]
+        second = Loadstar(config)
         # The plan waited in the store; it goes out once Loadstar is back.
         await second.start()
         try:
-            pending = [r for r in await second.store.list_outbox("site")
-                       if r.status == "pending"]
-            assert pending and pending[-1].attempts >= 1
-            headers, body, _ = await receiver.next()
+            while True:
+                headers, body, status = await receiver.next()
+                if status == 200:
+                    break
             assert signed(headers, body)
             optimization = json.loads(body)["data"][0]
             # The site's oldest waiting plan first: a site's plans arrive in order.
