@@ -154,6 +154,8 @@ class Networks:
                  config: Config, clock: Clock, webhooks: Webhooks | None = None) -> None:
         self.store, self.planner, self.clock = store, planner, clock
         self.webhooks = webhooks
+        self._placed_index: dict[tuple[str, str], list[str]] = {}
+        self._placed_key: tuple[int, int] | None = None
         self._directory = directory
         self.config_sites = {s.id for s in config.sites}
         # One writer at a time: each write reads a site spec and replaces it.
@@ -229,16 +231,25 @@ class Networks:
             nodes |= below
         return nodes
 
+    def _placed(self) -> dict[tuple[str, str], list[str]]:
+        """Known chargers by (site, node they hang from), indexed once per directory and
+        charger count: a list of networks asked this of every charger for every network."""
+        if self.planner is None:
+            return {}
+        directory, chargers = self.directory, self.planner.live.chargers
+        key = (id(directory), len(chargers))
+        if self._placed_key != key:
+            index: dict[tuple[str, str], list[str]] = {}
+            for cp_id in chargers:
+                place = directory.placement(cp_id)
+                index.setdefault((place.site_id, place.parent_id), []).append(cp_id)
+            self._placed_index, self._placed_key = index, key
+        return self._placed_index
+
     def _chargers_in(self, site_id: str, nodes: set[str]) -> list[str]:
         """Known chargers placed at any of `nodes` of `site_id`."""
-        if self.planner is None:
-            return []
-        out = []
-        for cp_id in self.planner.live.chargers:
-            place = self.directory.placement(cp_id)
-            if place.site_id == site_id and place.parent_id in nodes:
-                out.append(cp_id)
-        return sorted(out)
+        placed = self._placed()
+        return sorted(cp for node in nodes for cp in placed.get((site_id, node), ()))
 
     def _load_kw(self, site_id: str, node_id: str) -> float | None:
         """Measured draw of the chargers in the network (None: no charger in it)."""

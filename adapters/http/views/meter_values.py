@@ -3,6 +3,7 @@ OCPP MeterValues and feed the planner's measured draw; the list pages stored sam
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from http import HTTPStatus
@@ -32,7 +33,7 @@ from csms.api_sessions import ApiProblem
 from csms.domain import Sample
 from csms.identity import charge_point_uuid, connector_uuid, session_uuid
 from csms.store import ApiKeyRecord
-from csms.store.base import MeterQuery
+from csms.store.base import MeterQuery, MeterValueRecord
 
 router = ApiRouter(tags=["meter values"])
 Read = Annotated[ApiKeyRecord, Depends(require_scope("read"))]
@@ -57,6 +58,9 @@ MEASURANDS: dict[str, tuple[str | None, ...]] = {
     "Temperature": ("K", "Celsius", "Fahrenheit"), "Voltage": ("V",),
 }
 Phase = Literal["L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1"]
+
+# A page is built in slices this long, the event loop free between them.
+ROWS_PER_SLICE = 200
 
 
 class SampledValue(BaseModel):
@@ -204,10 +208,19 @@ async def list_meter_values(
     query = await meter_query(request, connector, vehicle, network, chargepoint)
     query = MeterQuery(query.connectors, query.cp_ids, query.vehicles, start_utc, end_utc)
     rows, total = await sessions_of(request).meter_page(query, page.limit, page.offset)
-    return success([StoredMeterValue(
+    items: list[StoredMeterValue] = []
+    for chunk_start in range(0, len(rows), ROWS_PER_SLICE):
+        if chunk_start:
+            await asyncio.sleep(0)  # chargers' frames get the loop between slices of a page
+        items += _stored(rows[chunk_start:chunk_start + ROWS_PER_SLICE])
+    return success(items, total)
+
+
+def _stored(rows: list[MeterValueRecord]) -> list[StoredMeterValue]:
+    return [StoredMeterValue(
         chargePointId=charge_point_uuid(r.cp_id), connectorId=connector_uuid(r.cp_id,
                                                                               r.connector_id),
         connectorNumber=r.connector_id,
         chargingSessionId=None if r.session_id is None else session_uuid(r.session_id),
         timestamp=iso(r.timestamp) or "", measurand=r.measurand, phase=r.phase, unit=r.unit,
-        value=r.value, context=r.context, location=r.location) for r in rows], total)
+        value=r.value, context=r.context, location=r.location) for r in rows]
