@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from csms.api_sessions import CONNECTOR_SCAN, ApiProblem
+from csms.clock import document_time as _doc_time
 from csms.clock import parse_iso
 from csms.identity import (
     charge_point_uuid,
@@ -324,9 +325,6 @@ def _energy_slope(samples: list[MeterValueRecord]) -> list[Segment]:
     return out
 
 
-def _doc_time(value: datetime | None) -> str | None:
-    """A time as the document writes it: ISO 8601 with microseconds and offset."""
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _number(value: float) -> float:

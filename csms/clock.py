@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, overload
 
 
 class Clock(Protocol):
@@ -31,6 +31,15 @@ class SystemClock:
 def iso(dt: datetime) -> str:
     """Format an aware datetime as OCPP wants it: ISO 8601 UTC with a Z and milliseconds."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@overload
+def document_time(dt: datetime) -> str: ...
+@overload
+def document_time(dt: None) -> None: ...
+def document_time(dt: datetime | None) -> str | None:
+    """A time as seed 002 writes it in answers: ISO 8601 UTC with microseconds and offset."""
+    return None if dt is None else dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def parse_iso(text: str) -> datetime:

@@ -8,11 +8,6 @@ from http import HTTPStatus
 from adapters.http.envelope import ApiFail
 
 
-def api_time(dt: datetime | None) -> str | None:
-    """Seed 002's response form: ISO 8601 with microseconds and offset (UTC)."""
-    return None if dt is None else dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def utc(dt: datetime | None) -> datetime | None:
     """A client's time as aware UTC; one without an offset is read as UTC (seed 002)."""
     if dt is None:

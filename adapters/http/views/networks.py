@@ -21,6 +21,7 @@ from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import ApiFail, Envelope, Page, paging, success
 from adapters.http.quantities import Kw, PositiveKw
 from adapters.http.routing import ApiRouter
+from csms.clock import document_time as timestamp
 from csms.networks import Conflict, Network, NetworkError, Networks, NotFound, WebhookChange
 from csms.networks import networks_of as _networks_of
 from csms.store import ApiKeyRecord
@@ -61,9 +62,6 @@ def networks_of(request: Request) -> Networks:
     return _networks_of(service_of(request))
 
 
-def timestamp(at: datetime | None) -> str | None:
-    """Document 002's form: ISO 8601 with microseconds and offset."""
-    return None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def utc(at: datetime) -> datetime:

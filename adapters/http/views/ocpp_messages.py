@@ -25,6 +25,7 @@ from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import ApiFail, Envelope, Page, paging, success
 from adapters.http.routing import ApiRouter
+from csms.clock import document_time as _time
 from csms.identity import charge_point_uuid, ocpp_message_uuid
 from csms.relay import SOURCES, ChargerOffline, RelayError, UnknownCharger
 from csms.service import Loadstar
@@ -97,8 +98,6 @@ class SendMessage(BaseModel):
     protocol: Protocol | None = None
 
 
-def _time(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _utc(dt: datetime | None) -> datetime | None:

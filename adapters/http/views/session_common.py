@@ -24,9 +24,6 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def iso(value: datetime | None) -> str | None:
-    """A time as the document writes it: ISO 8601 with microseconds and offset."""
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @contextmanager
