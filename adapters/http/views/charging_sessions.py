@@ -23,7 +23,6 @@ from adapters.http.views.session_common import (
     charge_point_id,
     connector_of,
     ids_of,
-    iso,
     network_site,
     optimizations_of,
     sessions_of,
@@ -32,6 +31,7 @@ from adapters.http.views.session_common import (
 )
 from csms.api_optimizations import profile_object
 from csms.api_sessions import ApiSessions, NewSession, SessionFields
+from csms.clock import document_time as iso
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, session_uuid
 from csms.store import ApiKeyRecord
 from csms.store.base import ApiSessionRecord, SessionQuery

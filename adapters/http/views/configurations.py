@@ -15,7 +15,8 @@ from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import ApiFail, Envelope, success
 from adapters.http.routing import ApiRouter
-from adapters.http.views.catalog_common import api_time, not_found
+from adapters.http.views.catalog_common import not_found
+from csms.clock import document_time as api_time
 from csms.delivery import CUSTOMER_UUID, AlreadyExists, BadConfiguration, Delivery
 from csms.store import ApiKeyRecord
 

@@ -14,7 +14,8 @@ from adapters.http import envelope
 from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import ApiFail, Envelope, Page, paging, success
 from adapters.http.routing import ApiRouter
-from adapters.http.views.catalog_common import api_time, not_found, utc
+from adapters.http.views.catalog_common import not_found, utc
+from csms.clock import document_time as api_time
 from csms.id_tags import DEFAULT_PRIORITY, MAX_VALUE_LENGTH, IdTags, IdTagTaken, UnknownVehicle
 from csms.store import ApiKeyRecord
 from csms.store.catalog import IdTagQuery, IdTagRecord

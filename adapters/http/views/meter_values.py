@@ -23,13 +23,13 @@ from adapters.http.views.session_common import (
     charge_point_id,
     connector_of,
     ids_of,
-    iso,
     network_site,
     sessions_of,
     utc,
     window,
 )
 from csms.api_sessions import ApiProblem
+from csms.clock import document_time as iso
 from csms.domain import Sample
 from csms.identity import charge_point_uuid, connector_uuid, session_uuid
 from csms.store import ApiKeyRecord

@@ -21,12 +21,12 @@ from adapters.http.views.session_common import (
     answered,
     bad,
     ids_of,
-    iso,
     network_site,
     optimizations_of,
     sessions_of,
     utc,
 )
+from csms.clock import document_time as iso
 from csms.store import ApiKeyRecord
 from csms.timeseries import MAX_POINTS, RESOLUTIONS, Point, choose_resolution, point_count
 
