@@ -70,7 +70,8 @@ async def test_posted_power_is_the_measured_draw_and_replans(
 
 async def test_a_vehicle_names_the_connector_of_its_open_session(
         client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
-    vehicle = "5b0c6f1e-6a43-4f0e-9a53-6b7c2d1e0f11"
+    made = await client.post("/v2/vehicles/", headers=headers, json={"name": "Bus 2"})
+    vehicle = made.json()["data"][0]["id"]  # a session names only a known vehicle
     await api_session(client, headers, server, vehicleId=vehicle)
     r = await client.post("/v2/meter_values/", headers=headers,
                           json={"vehicleId": vehicle, "meterValues": [power(3.0)]})
