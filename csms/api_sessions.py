@@ -149,6 +149,8 @@ class ApiSessions:
     def __init__(self, service: Loadstar) -> None:
         self._service = service
         self.ids = Ids(service)
+        # A vehicle's new needs reach the sessions naming it before its re-plan.
+        service.vehicles.on_needs_changed.append(self.vehicle_changed)
 
     @property
     def _live(self) -> LiveState | None:
@@ -181,13 +183,43 @@ class ApiSessions:
         elif external or c.tx_id == record.ocpp_tx_id:
             if external:
                 c.tx_id = record.ocpp_tx_id
-            demand = ApiDemand(record.id, external=external, priority=record.priority,
-                               energy_to_charge_kwh=record.energy_to_charge_kwh,
-                               departure=record.departure, vehicle_max_kw=record.max_power_kw)
+            demand = self._demand(record, external)
             # An OCPP session the API says nothing the planner reads about has no overrides.
             c.api = demand if demand != ApiDemand(record.id) else None
         if replan:
             planner.request(self.ids.directory.placement(record.cp_id).site_id, "api_session")
+
+    def _demand(self, record: ApiSessionRecord, external: bool) -> ApiDemand:
+        """What the planner takes from the session: its own energy, departure and maximum,
+        each it leaves out taken from the vehicle it names (seed 002 step 11)."""
+        energy, departure, max_kw = (record.energy_to_charge_kwh, record.departure,
+                                     record.max_power_kw)
+        needs = (None if record.vehicle_id is None
+                 else self._service.vehicles.needs_of(record.vehicle_id))
+        if needs is not None:
+            energy = needs.energy_to_charge_kwh if energy is None else energy
+            departure = needs.departure if departure is None else departure
+            max_kw = needs.max_power_kw if max_kw is None else max_kw
+        return ApiDemand(record.id, external=external, priority=record.priority,
+                         energy_to_charge_kwh=energy, departure=departure,
+                         vehicle_max_kw=max_kw)
+
+    async def vehicle_changed(self, vehicle_uuid: str) -> None:
+        """Give the open sessions naming the vehicle its new needs (the vehicle's change
+        re-plans every site right after)."""
+        query = SessionQuery(now=self.now(), vehicles=(vehicle_uuid,), active=True)
+        offset = 0
+        while True:
+            records, total = await self.page(query, 1000, offset)
+            for record in records:
+                self._to_planner(record, replan=False)
+            offset += len(records)
+            if not records or offset >= total:
+                return
+
+    def _check_vehicle(self, fields: SessionFields) -> None:
+        if fields.vehicle_id is not None and not self._service.vehicles.exists(fields.vehicle_id):
+            raise not_found("body.vehicleId", "vehicle")
 
     def site_of(self, cp_id: str) -> str:
         return self.ids.directory.placement(cp_id).site_id
@@ -213,6 +245,7 @@ class ApiSessions:
 
         Returns the session and whether it was created.
         """
+        self._check_vehicle(new.fields)
         store, now = self._service.store, self.now()
         running = await store.open_session_on(new.cp_id, new.connector_id)
         if running is not None and running.source == "api":
@@ -257,6 +290,7 @@ class ApiSessions:
                      meter_stop_kwh: float | None, stopped_at: datetime | None
                      ) -> ApiSessionRecord:
         """PATCH: change what the API says; meterStop or ocppTransactionStop closes it."""
+        self._check_vehicle(fields)
         store, now = self._service.store, self.now()
         closes = meter_stop_kwh is not None or stopped_at is not None
         if closes and record.source != "api":

@@ -8,7 +8,7 @@ millions) so that `needs_of` can be asked on every plan without a query.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,9 @@ NEED_FIELDS = ("departure_time", "state_of_charge", "target_state_of_charge",
                "battery_capacity_kwh", "max_charging_power_kw")
 
 Replan = Callable[[str], None]
+# Told the UUID of a vehicle whose needs changed (or that was deleted), before the re-plan:
+# the sessions naming it take its new needs into that plan.
+NeedsChanged = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,12 @@ class Vehicles:
         self._clock = clock
         self._replan = replan or (lambda trigger: None)
         self._known: dict[str, VehicleRecord] = {}
+        self.on_needs_changed: list[NeedsChanged] = []
+
+    async def _needs_changed(self, vehicle_uuid: str) -> None:
+        for listener in self.on_needs_changed:
+            await listener(vehicle_uuid)
+        self._replan("vehicle_change")
 
     async def load(self) -> None:
         """Read every vehicle (once, at start)."""
@@ -94,7 +103,7 @@ class Vehicles:
         await self._store.save_vehicle(vehicle)
         self._known[vehicle_uuid] = vehicle
         if needs(old) != needs(vehicle):
-            self._replan("vehicle_change")
+            await self._needs_changed(vehicle_uuid)
         return vehicle
 
     async def delete(self, vehicle_uuid: str) -> VehicleRecord | None:
@@ -103,5 +112,5 @@ class Vehicles:
         if old is None or not await self._store.delete_vehicle(vehicle_uuid):
             return None
         del self._known[vehicle_uuid]
-        self._replan("vehicle_change")
+        await self._needs_changed(vehicle_uuid)
         return old

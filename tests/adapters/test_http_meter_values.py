@@ -68,9 +68,22 @@ async def test_posted_power_is_the_measured_draw_and_replans(
     assert all(m["chargingSessionId"] is not None for m in stored["data"])
 
 
+async def test_the_echo_gives_times_in_utc_with_their_offset(
+        client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
+    await api_session(client, headers, server)
+    r = await client.post("/v2/meter_values/", headers=headers, json={
+        "chargePointId": str(charge_point_uuid("EXT-1")), "connectorId": 1, "meterValues": [
+            {**power(3.0), "timestamp": "2021-07-10T17:40:56"},  # naive: UTC
+            {**power(4.0), "timestamp": "2021-07-10T19:40:57+02:00"}]})
+    assert r.status_code == 201, r.text
+    assert [mv["timestamp"] for mv in r.json()["data"][0]["meterValues"]] == [
+        "2021-07-10T17:40:56.000000+00:00", "2021-07-10T17:40:57.000000+00:00"]
+
+
 async def test_a_vehicle_names_the_connector_of_its_open_session(
         client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
-    vehicle = "5b0c6f1e-6a43-4f0e-9a53-6b7c2d1e0f11"
+    made = await client.post("/v2/vehicles/", headers=headers, json={"name": "Bus 2"})
+    vehicle = made.json()["data"][0]["id"]  # a session names only a known vehicle
     await api_session(client, headers, server, vehicleId=vehicle)
     r = await client.post("/v2/meter_values/", headers=headers,
                           json={"vehicleId": vehicle, "meterValues": [power(3.0)]})

@@ -148,6 +148,66 @@ async def test_enrichment_changes_what_the_planner_plans(
     await until_planned(server, lambda r: r["CP1/1"]["power_w"] == r["CP2/1"]["power_w"])
 
 
+async def test_a_session_naming_a_vehicle_is_planned_with_the_vehicles_needs(
+        client: httpx.AsyncClient, headers: dict[str, str], charger: Callable[..., Any],
+        server: Loadstar) -> None:
+    await ocpp_session(charger, "CP1")
+    # Alone on the 30 kW site, the car takes its charger's 22 kW.
+    await until_planned(server, lambda r: r["CP1/1"]["active"]
+                        and r["CP1/1"]["power_w"] > 20000)
+    departure = (datetime.now(UTC) + timedelta(hours=8)).replace(microsecond=0)
+    made = await client.post("/v2/vehicles/", headers=headers, json={
+        "name": "Bus 2", "batteryCapacity": 100, "maxChargingPower": 5.0,
+        "stateOfCharge": 20, "targetStateOfCharge": 80,
+        "departureTime": departure.isoformat()})
+    assert made.status_code == 201, made.text
+    vehicle = made.json()["data"][0]["id"]
+    r = await client.post("/v2/charging_sessions/", headers=headers, json={
+        "connectorId": 1, "chargePointId": str(charge_point_uuid("CP1")), "vehicleId": vehicle})
+    assert r.status_code == 200, r.text
+    s = r.json()["data"][0]
+    # The session shows what it was given; the planner takes the rest from the vehicle.
+    assert s["vehicleId"] == vehicle and s["energyToCharge"] is None
+    assert server.planner is not None
+    c = server.planner.live.chargers["CP1"].connectors[1]
+    assert c.api is not None
+    assert (c.api.energy_to_charge_kwh, c.api.departure, c.api.vehicle_max_kw) == (
+        60.0, departure, 5.0)
+    await until_planned(server, lambda r: 4000 < r["CP1/1"]["power_w"] <= 5000)
+    # A change of the vehicle's need re-plans the session that names it.
+    patched = await client.patch(f"/v2/vehicles/{vehicle}", headers=headers,
+                                 json={"maxChargingPower": 8.0, "stateOfCharge": 50})
+    assert patched.status_code == 200, patched.text
+    assert (c.api.energy_to_charge_kwh, c.api.vehicle_max_kw) == (30.0, 8.0)
+    await until_planned(server, lambda r: 7000 < r["CP1/1"]["power_w"] <= 8000)
+    # What the session says itself beats the vehicle, field by field.
+    own = await client.patch(f"/v2/charging_sessions/{s['id']}", headers=headers,
+                             json={"energyToCharge": 12.5})
+    assert own.status_code == 200, own.text
+    assert (c.api.energy_to_charge_kwh, c.api.vehicle_max_kw) == (12.5, 8.0)
+    # Without its vehicle the session has no needs of the vehicle's.
+    assert (await client.delete(f"/v2/vehicles/{vehicle}", headers=headers)).status_code == 200
+    assert (c.api.energy_to_charge_kwh, c.api.departure, c.api.vehicle_max_kw) == (
+        12.5, None, None)
+    await until_planned(server, lambda r: r["CP1/1"]["power_w"] > 20000)
+
+
+async def test_an_unknown_vehicle_is_a_404_naming_body_vehicle_id(
+        client: httpx.AsyncClient, headers: dict[str, str], charger: Callable[..., Any],
+        server: Loadstar) -> None:
+    await ocpp_session(charger, "CP1")
+    unknown = "00000000-0000-4000-8000-000000000001"
+    r = await client.post("/v2/charging_sessions/", headers=headers, json={
+        "connectorId": 1, "chargePointId": str(charge_point_uuid("CP1")), "vehicleId": unknown})
+    assert r.status_code == 404 and r.json()["status"] == "fail"
+    assert "body.vehicleId" in r.json()["data"]
+    s = (await session_list(client, headers)).json()["data"][0]
+    assert s["vehicleId"] is None  # nothing was stored
+    r = await client.patch(f"/v2/charging_sessions/{s['id']}", headers=headers,
+                           json={"vehicleId": unknown})
+    assert r.status_code == 404 and "body.vehicleId" in r.json()["data"]
+
+
 async def test_an_api_session_on_a_charger_of_another_csms_is_planned(
         client: httpx.AsyncClient, headers: dict[str, str], charger: Callable[..., Any],
         server: Loadstar) -> None:

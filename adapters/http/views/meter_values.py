@@ -137,6 +137,10 @@ async def post_meter_values(request: Request, _: Write, body: MeterValuesIn) -> 
         await sessions.add_meter_values(
             cp_id, n, samples, None if body.transactionId is None else str(body.transactionId))
     echo = body.model_dump(mode="json")
+    # Times as every answer gives them (UTC, offset, microseconds); a naive one was taken as
+    # UTC, so it must not come back without its offset.
+    for mv, shown in zip(body.meterValues, echo["meterValues"], strict=True):
+        shown["timestamp"] = iso(utc(mv.timestamp))
     echo.update(chargePointId=str(charge_point_uuid(cp_id)),
                 connectorId=str(connector_uuid(cp_id, n)), connectorNumber=n)
     return JSONResponse(success([echo]).model_dump(mode="json"), HTTPStatus.CREATED)
