@@ -153,7 +153,8 @@ class Optimizations:
         ts = plan["ts"] if isinstance(plan["ts"], datetime) else parse_iso(plan["ts"])
         records = [PlanResultRecord(plan_id=plan["id"], site_id=plan["site_id"], ts=ts,
                                     connector=key, result=value, latest=True)
-                   for key, value in sorted(plan["result"].items()) if value.get("active")]
+                   for key, value in sorted(plan["result"].items())
+                   if value.get("active") and not value.get("pinned")]
         return [document(o) for o in await self.build(records)]
 
     def _profile(self, r: PlanResultRecord, conn: Any, unit: str,

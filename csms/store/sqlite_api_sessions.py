@@ -124,6 +124,9 @@ _KEY_CP = "rtrim(rtrim(j.key, '0123456789'), '/')"
 IN_FORCE = ("(p.id = (SELECT max(id) FROM plans q WHERE q.site_id = p.site_id) AND EXISTS ("
             f"SELECT 1 FROM sessions s WHERE s.cp_id = {_KEY_CP} AND s.stopped_at IS NULL"
             " AND s.ocpp_tx_id = CAST(json_extract(j.value, '$.transaction_id') AS TEXT)))")
+# A connector counted at its draw (it did not or may not follow a limit) has no limit of ours
+# to show: its counted draw, given as an optimization, could exceed the network's limit.
+NOT_PINNED = "NOT coalesce(json_extract(j.value, '$.pinned'), 0)"
 
 
 class ApiSessionsMixin(SqliteBase):
@@ -308,7 +311,7 @@ class ApiSessionsMixin(SqliteBase):
         `latest_only`: only the newest plan of each site (the optimizations in force).
         """
         where = ["p.site_id IN (SELECT value FROM json_each(?))",
-                 "json_extract(j.value, '$.active')"]
+                 "json_extract(j.value, '$.active')", NOT_PINNED]
         params: list[Any] = [_json_list(site_ids)]
         if connectors is not None:
             where.append("j.key IN (SELECT value FROM json_each(?))")
@@ -342,7 +345,7 @@ class ApiSessionsMixin(SqliteBase):
         """(plan id, connector) of every result with a session in plans after `plan_id`."""
         rows = await self._all(
             "SELECT p.id, j.key FROM plans p, json_each(p.result) j WHERE p.id > ?"
-            " AND json_extract(j.value, '$.active') ORDER BY p.id", (plan_id,))
+            f" AND json_extract(j.value, '$.active') AND {NOT_PINNED} ORDER BY p.id", (plan_id,))
         return [(int(r[0]), str(r[1])) for r in rows]
 
     async def plan_history(self, site_id: str, start: datetime,

@@ -61,6 +61,23 @@ async def test_an_optimization_in_the_documents_shape(
     assert one["total"] == 1 and one["data"][0] == opt
 
 
+async def test_a_connector_counted_at_its_draw_has_no_optimization(
+        client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
+    await planned_api_session(client, headers, server, "EXT-P", transactionId=7)
+    # A plan that counts a car at its draw (say 50 kW on this network, before it follows a
+    # limit) sets no limit for it: shown as one, it would exceed the network's.
+    await server.store.record_plan(
+        "site", datetime.now(UTC), "test", SITE_KW, None, "default", "optimal", 0.0,
+        {"connectors": 1, "sessions": 1, "pinned": ["EXT-P/1"], "limits": {}},
+        {"EXT-P/1": {"power_w": 50_000.0, "floor_w": 0.0, "active": True, "pinned": True,
+                     "transaction_id": "7"}})
+    listed = (await client.get("/v2/optimizations/", headers=headers,
+                               params={"network": NETWORK})).json()
+    assert listed["total"] == 0, listed
+    plan = (await server.store.list_plans("site", limit=1))[0]
+    assert await server.optimizations.of_plan(plan) == []
+
+
 async def test_amps_follow_the_connectors_voltage_and_phases(
         client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
     await planned_api_session(client, headers, server, "EXT-B", chargingRateUnit="A")
