@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from structlog.testing import capture_logs
 
 from adapters.http.server import HttpServer
+from csms.api_sessions import NewSession, SessionFields
 from csms.config import ChargerSpec, Config, SiteSpec
 from csms.identity import charge_point_uuid, connector_uuid, network_uuid, plan_uuid
 from csms.service import Loadstar
@@ -258,6 +259,26 @@ async def test_a_404_ends_the_sessions_of_that_optimization(server: Loadstar,
         await until(server.webhook_delivery, recorded)
         [row] = [r for r in await server.store.list_outbox("site") if r.plan_id == plan_id]
         assert row.gone == [["HOOK-1", 1]] and row.attempts == 1 and row.last_status == 404
+
+
+async def test_a_404_closes_the_api_session_it_was_about(server: Loadstar) -> None:
+    # A charger another CSMS runs: its session lives only in the API, its plans only go out by
+    # webhook; the receiver's 404 says that session is over.
+    await server.store.register_charge_point("EXT-1")
+    async with Receiver(statuses=[404]) as receiver:
+        await server.webhooks.configure("site", receiver.url, SECRET)
+        record, _ = await server.api_sessions.start(
+            NewSession("EXT-1", 1, SessionFields(energy_to_charge_kwh=20.0)))
+        assert record.stopped_at is None
+        _, _, status = await receiver.next()
+        assert status == 404
+
+        async def closed() -> bool:
+            return await server.store.open_session_on("EXT-1", 1) is None
+
+        await until(server.webhook_delivery, closed)
+        ended = await server.store.get_api_session(record.id)
+        assert ended is not None and ended.stopped_at is not None
 
 
 async def test_secrets_are_sealed_and_never_logged(server: Loadstar, charger: SimCharger,
