@@ -223,17 +223,35 @@ async def test_a_restart_between_plan_and_delivery_loses_nothing(config: Config)
         # The plan waited in the store; it goes out once Loadstar is back.
         await second.start()
         try:
-            while True:
-                headers, body, status = await receiver.next()
-                if status == 200:
-                    break
-            assert signed(headers, body)
-            optimization = json.loads(body)["data"][0]
-            # The site's oldest waiting plan first: a site's plans arrive in order.
-            assert await plan_of(second.store, optimization) == pending[-1].plan_id
-            assert optimization["chargepointId"] == str(charge_point_uuid("HOOK-1"))
+            await asyncio.wait_for(delivered_after_restart(second, receiver, pending), WAIT_S)
         finally:
-            await second.stop()
+            await dump_if_slow(second.stop())
+
+
+async def dump_if_slow(stopping: Awaitable[None]) -> None:
+    """Await a stop; if it takes longer than a test's patience, print every task's stack
+    (a hang here once hid behind pytest-timeout's thread dump) and fail."""
+    task = asyncio.ensure_future(stopping)
+    done, _ = await asyncio.wait([task], timeout=WAIT_S)
+    if not done:
+        for t in asyncio.all_tasks():
+            t.print_stack()
+        raise AssertionError("Loadstar.stop() did not return")
+    task.result()
+
+
+async def delivered_after_restart(second: Loadstar, receiver: Receiver,
+                                  pending: list[Any]) -> None:
+    """The oldest waiting plan arrives, signed, once the restarted Loadstar runs."""
+    while True:
+        headers, body, status = await receiver.next()
+        if status == 200:
+            break
+    assert signed(headers, body)
+    optimization = json.loads(body)["data"][0]
+    # The site's oldest waiting plan first: a site's plans arrive in order.
+    assert await plan_of(second.store, optimization) == pending[-1].plan_id
+    assert optimization["chargepointId"] == str(charge_point_uuid("HOOK-1"))
 
 
 async def test_a_404_ends_the_sessions_of_that_optimization(server: Loadstar,
