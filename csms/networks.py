@@ -144,6 +144,9 @@ def capacity_problem(network_max_kw: float | None, capacity_kw: float) -> str | 
     return None
 
 
+# The record kind holding what the API changed on a site of config.toml.
+SITE_OVERRIDE = "site_override"
+
 _locks: WeakKeyDictionary[object, asyncio.Lock] = WeakKeyDictionary()
 
 
@@ -158,6 +161,7 @@ class Networks:
         self._placed_key: tuple[int, int] | None = None
         self._directory = directory
         self.config_sites = {s.id for s in config.sites}
+        self.config_specs = {s.id: s.model_dump() for s in config.sites}
         # One writer at a time: each write reads a site spec and replaces it.
         self.lock = _locks.setdefault(store, asyncio.Lock())
 
@@ -309,19 +313,29 @@ class Networks:
         except WebhookError as exc:
             raise Invalid({exc.field: exc.message}) from exc
 
-    def _writable(self, site_id: str, field: str = "network_uuid") -> None:
+    def _writable(self, site_id: str, field: str = "network_uuid", *,
+                  removing_site: bool = False) -> None:
         if self.planner is None:
             raise Conflict({field: "load management is off ([load] enabled = false)"})
-        if site_id in self.config_sites:
+        if removing_site and site_id in self.config_sites:
             raise Conflict({field: f"network {network_uuid(site_id)} is site {site_id!r} of "
-                                   "config.toml, which replaces it at every start: change it "
-                                   "there"})
+                                   "config.toml, which makes it again at every start: remove "
+                                   "it there"})
 
     async def _save(self, spec: SiteSpec, records: dict[str, tuple[str, dict[str, Any]]]
                     ) -> None:
-        """Store the records, then the spec (the planner stores it and re-plans)."""
+        """Store the records, then the spec (the planner stores it and re-plans).
+
+        A site of config.toml keeps what the API changed as an override of the file's values
+        (`Planner.start` lays it over the file at the next start), so the change survives.
+        """
         assert self.planner is not None
         now = self.clock.now()
+        file_spec = self.config_specs.get(spec.id)
+        if file_spec is not None:
+            new = spec.model_dump()
+            changed = {k: v for k, v in new.items() if k != "id" and v != file_spec[k]}
+            records = {**records, f"override:{spec.id}": (SITE_OVERRIDE, changed)}
         for record_id, (kind, attrs) in records.items():
             await self.store.save_network_record(record_id, kind, spec.id, attrs, now)
         await self.planner.update_site(spec)
@@ -397,7 +411,7 @@ class Networks:
         """
         async with self.lock:
             site_id, node_id = self._find(network)
-            self._writable(site_id)
+            self._writable(site_id, removing_site=node_id == site_id)
             assert self.planner is not None
             gone = await self.get(network)
             if node_id == self.directory.default_site:

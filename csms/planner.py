@@ -8,8 +8,12 @@ The parts live in `csms.planning` (see its docstring), one concern each.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import structlog
+from pydantic import ValidationError
 
 from csms.charger_models import ModelRecord, model_key
 from csms.clock import Clock, parse_iso
@@ -31,6 +35,8 @@ from loadmgmt.allocator import allocate
 from loadmgmt.limits import ExternalLimit, LimitValue
 from loadmgmt.model import Allocation
 from loadmgmt.profiles import SendPolicy
+
+log = structlog.get_logger("csms.planner")
 
 
 def _via(part: str, name: str) -> Any:
@@ -81,13 +87,16 @@ class Planner:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, config_sites: list[SiteSpec]) -> None:
+    async def start(self, config_sites: list[SiteSpec],
+                    overrides: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Restore sites, chargers, open sessions and external limits; one loop per site.
 
-        Sites named in config.toml are written to the store at start (the file wins for
-        them); sites created or changed later through the API are kept in the store.
+        Sites named in config.toml are written to the store at start, with what the API
+        changed on them (`overrides`, by site) laid over the file's values; sites created
+        through the API are kept in the store.
         """
         for spec in config_sites:
+            spec = self._overridden(spec, (overrides or {}).get(spec.id))
             await self.store.save_site(spec.id, spec.model_dump(), self.clock.now())
         for raw in await self.store.list_sites():
             self.directory = self.directory.with_site(SiteSpec.model_validate(raw))
@@ -117,6 +126,17 @@ class Planner:
                 LimitValue(row["power_kw"], row["current_a"]), parse_iso(row["end"]),
                 None if row["start"] is None else parse_iso(row["start"])))
         self._runner = asyncio.create_task(self._run(), name="planner")
+
+    @staticmethod
+    def _overridden(spec: SiteSpec, override: dict[str, Any] | None) -> SiteSpec:
+        """`spec` with the API's changes over it; the file alone if they no longer fit it."""
+        if not override:
+            return spec
+        try:
+            return SiteSpec.model_validate({**spec.model_dump(), **override, "id": spec.id})
+        except ValidationError as exc:
+            log.error("site_override_dropped", site_id=spec.id, error=str(exc))
+            return spec
 
     async def stop(self) -> None:
         """Cancel every site loop and what they started; the state stays as it was."""

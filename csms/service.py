@@ -21,6 +21,7 @@ from csms.config import Config, problems
 from csms.delivery import Delivery
 from csms.events import EventBus
 from csms.id_tags import IdTags
+from csms.networks import SITE_OVERRIDE
 from csms.planner import Planner
 from csms.relay import Relay
 from csms.secrets import SecretBox, key_path_for
@@ -156,7 +157,9 @@ class Loadstar:
             raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
         if self.planner is not None:
             try:
-                await self.planner.start(self.config.sites)
+                overrides = {r.site_id: r.attrs for r in await self.store.list_network_records()
+                             if r.kind == SITE_OVERRIDE}
+                await self.planner.start(self.config.sites, overrides)
             except (sqlite3.Error, OSError) as e:
                 raise StartupError(f"cannot use database {db}: {error_text(e)}") from e
             except ValidationError as e:

@@ -223,21 +223,38 @@ async def test_networks_survive_a_restart(tmp_path: Path) -> None:
             "sub", top["id"], 10.0)
 
 
-async def test_a_network_of_config_toml_shows_but_is_not_changed_here(tmp_path: Path) -> None:
+async def test_a_network_of_config_toml_changed_here_keeps_the_change_over_the_file(
+        tmp_path: Path) -> None:
     config = make_config(tmp_path)
-    config.sites = [SiteSpec(id="yard", max_power_kw=80)]
+    config.sites = [SiteSpec(id="yard", max_power_kw=80, timezone="Europe/Paris")]
+    yard = network_uuid("yard")
     async with running(config) as (server, client):
         headers = await key(server, "write")
-        yard = network_uuid("yard")
         got = (await client.get(f"/v2/networks/{yard}", headers=headers)).json()["data"][0]
         assert (got["name"], got["maxCapacity"]) == ("yard", 80.0)
         r = await client.patch(f"/v2/networks/{yard}", json={"maxCapacity": 10},
                                headers=headers)
-        assert r.status_code == 409 and "config.toml" in r.json()["data"]["network_uuid"]
-        r = await client.post("/v2/networks/", json={"name": "x", "maxCapacity": 5,
+        assert r.status_code == 200 and r.json()["data"][0]["maxCapacity"] == 10.0
+        assert server.planner is not None
+        assert server.planner.directory.specs["yard"].max_power_kw == 10.0
+        r = await client.post("/v2/networks/", json={"name": "hall", "maxCapacity": 5,
                                                      "parentNetworkId": str(yard)},
                               headers=headers)
-        assert r.status_code == 409
+        assert r.status_code == 201
+        hall = r.json()["data"][0]["id"]
+        # The file makes the site again at every start: it cannot be deleted here.
+        r = await client.delete(f"/v2/networks/{yard}", headers=headers)
+        assert r.status_code == 409 and "config.toml" in r.json()["data"]["network_uuid"]
+    # After a restart the file's site comes back with the API's changes over it; what the
+    # API did not touch (the time zone) still comes from the file.
+    async with running(config) as (server, client):
+        headers = await key(server, "read")
+        got = (await client.get(f"/v2/networks/{yard}", headers=headers)).json()["data"][0]
+        assert (got["maxCapacity"], got["timeZone"]) == (10.0, "Europe/Paris")
+        sub = (await client.get(f"/v2/networks/{hall}", headers=headers)).json()["data"][0]
+        assert (sub["parentNetworkId"], sub["maxCapacity"]) == (str(yard), 5.0)
+        assert server.planner is not None
+        assert server.planner.directory.specs["yard"].max_power_kw == 10.0
 
 
 async def test_current_charging_load_is_the_measured_draw_of_the_networks_chargers(
