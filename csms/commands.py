@@ -31,6 +31,7 @@ class CommandResult:
     status: str
     response: Payload | None = None
     error: str | None = None
+    code: str | None = None  # the charger's CALLERROR code, when it answered with one
 
     @property
     def ok(self) -> bool:
@@ -68,14 +69,16 @@ class Commands:
             except CallFailed as exc:
                 status, response, error = exc.status, {"error": str(exc), **exc.details}, \
                     str(exc)
+                code = exc.details.get("code")
             except asyncio.CancelledError:
                 # The caller gave up (shutdown); the record must still say how it ended.
                 await asyncio.shield(self._finish(record, "failed", {"error": "cancelled"}))
                 raise
             else:
-                status, response, error = command_status(answer), answer, None
+                status, response, error, code = command_status(answer), answer, None, None
             command_id = await self._finish(record, status, response)
-            return CommandResult(command_id, status, None if error else response, error)
+            return CommandResult(command_id, status, None if error else response, error,
+                                 code if isinstance(code, str) else None)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:

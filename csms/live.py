@@ -78,6 +78,9 @@ class ChargerState:
     firmware: str | None = None
     # It accepted limits and drew more on this firmware: every connector counts at its draw.
     ignores_profiles: bool = False
+    # It cannot be limited on this firmware (SetChargingProfile answered NotImplemented or
+    # NotSupported): no profile is sent to it again, and it counts as ignoring limits.
+    uncontrollable: str | None = None
     # It was seen drawing what a limit allowed on this firmware: no guard needed any more.
     follows_profiles: bool = False
     # When we last heard from it (any event): long silent chargers leave the plans.
@@ -138,6 +141,9 @@ class LiveState:
                     cp.ignores_profiles = False
                     cp.follows_profiles = False
                     cp.composite_verified = False
+                    cp.uncontrollable = None
+                    for c in cp.connectors.values():
+                        c.ignoring = False
                 cp.firmware = firmware
                 # A rebooted charger may have lost what it held; count nothing as held.
                 for c in cp.connectors.values():

@@ -112,6 +112,9 @@ class Planner:
             # Verdicts hold for the firmware they were reached on; an update may change them.
             cp.ignores_profiles = on_firmware(record.capabilities.get("ignores_profiles"),
                                               record.firmware)
+            uncontrollable = record.capabilities.get("uncontrollable")
+            if on_firmware(uncontrollable, record.firmware):
+                cp.uncontrollable = str(uncontrollable.get("reason") or "uncontrollable")
             cp.follows_profiles = not cp.ignores_profiles and on_firmware(
                 record.capabilities.get("follows_profiles"), record.firmware)
             for conn in record.connectors:

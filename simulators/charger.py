@@ -56,7 +56,9 @@ __all__ = [
 ]
 
 PROTOCOLS = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1"}
-MODES = ("normal", "reject_profiles", "ignore_profiles")
+# no_smart_charging: SetChargingProfile and its kin answer CALLERROR NotImplemented (old
+# firmware, no smart charging profile), and the car draws what it can.
+MODES = ("normal", "reject_profiles", "ignore_profiles", "no_smart_charging")
 
 
 def _via(part: str, name: str) -> Any:

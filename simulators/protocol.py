@@ -25,6 +25,10 @@ from simulators.station import Station
 Answer = tuple[Payload, Callable[[], Awaitable[None]] | None]
 
 
+# What a charger without smart charging does not implement.
+SMART_CHARGING_ACTIONS = frozenset({"SetChargingProfile", "ClearChargingProfile",
+                                    "GetCompositeSchedule"})
+
 class ProtocolSide:
     """One OCPP version's view of the station (subclassed per version)."""
 
@@ -78,8 +82,9 @@ class ProtocolSide:
         self.incoming.append((action, payload))
         if not isinstance(payload, dict):
             raise Reply("FormatViolation", "payload is not an object")
-        if action not in known_actions(self.version):
-            raise Reply("NotImplemented", f"unknown action {action}")
+        if action not in known_actions(self.version) or (
+                self.mode == "no_smart_charging" and action in SMART_CHARGING_ACTIONS):
+            raise Reply("NotImplemented", f"{action} is not implemented here")
         handler = getattr(self, f"on_{action}", None)
         if handler is None:
             if action == "DataTransfer":

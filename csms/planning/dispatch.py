@@ -34,6 +34,10 @@ log = structlog.get_logger("csms.planner")
 
 # A charger that failed to take a profile is retried after this long.
 RETRY_AFTER_S = 60.0
+# A profile refused again and again is retried ever more slowly, up to this.
+RETRY_CAP_S = 3600.0
+# CALLERROR codes that say the charger cannot take charging profiles at all (not: not now).
+CANNOT_LIMIT = frozenset({"NotImplemented", "NotSupported"})
 
 
 @dataclass(slots=True)
@@ -159,8 +163,8 @@ class Dispatcher:
             key = profile.connector_id
             cp, c = states[key]
             conn = conns[key]
-            if not cp.online:
-                continue
+            if not cp.online or cp.uncontrollable is not None:
+                continue  # an uncontrollable charger is counted at its draw, never sent to
             held = ctx.held_for(key)
             new_w = _profile_w(profile, conn, now)
             if profile.purpose == "TxDefaultProfile":
@@ -220,6 +224,7 @@ class Dispatcher:
             # The rate cap is about repeated updates of one session's limit, not its floor.
             c.last_sent_at = now
         if result.ok:
+            held.refusals = 0
             if send.profile.purpose == "TxDefaultProfile":
                 c.held_floor_w, held.floor = send.new_w, send.profile
             else:
@@ -232,8 +237,13 @@ class Dispatcher:
             return True
         # Not taken: count the connector at whichever of old and new is higher until it answers.
         c.pinned_w = max(send.current_w, send.new_w)
-        held.retry_at = now + timedelta(seconds=RETRY_AFTER_S)
+        if result.code in CANNOT_LIMIT:
+            self._verdicts.flag_uncontrollable(cp, result.code)
+            return False
+        held.refusals += 1
+        retry_s = min(RETRY_AFTER_S * 2 ** (held.refusals - 1), RETRY_CAP_S)
+        held.retry_at = now + timedelta(seconds=retry_s)
         log.warning("profile_not_taken", cp_id=cp.cp_id, connector_id=send.connector_id,
-                    purpose=send.profile.purpose, status=result.status,
-                    counted_w=c.pinned_w)
+                    purpose=send.profile.purpose, status=result.status, code=result.code,
+                    counted_w=c.pinned_w, retry_in_s=retry_s)
         return False

@@ -17,6 +17,7 @@ class Held:
     tx: ChargingProfile | None = None
     floor: ChargingProfile | None = None
     retry_at: datetime | None = None
+    refusals: int = 0  # profiles refused or unanswered in a row (the retry backs off)
 
 
 def held_w(c: ConnectorState, at: datetime) -> float | None:

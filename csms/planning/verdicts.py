@@ -161,6 +161,25 @@ class Verdicts:
             self._ctx.tasks.create_task(self._remember(cp.cp_id, "ignores_profiles",
                                                        cp.firmware or ""))
 
+    def flag_uncontrollable(self, cp: ChargerState, code: str) -> None:
+        """`cp` cannot be limited on this firmware: send it no profile again until its firmware
+        changes, count it as ignoring limits, and remember it across restarts."""
+        if cp.uncontrollable is not None:
+            return
+        cp.uncontrollable = f"SetChargingProfile answered {code}"
+        log.warning("charger_uncontrollable", cp_id=cp.cp_id, firmware=cp.firmware,
+                    reason=cp.uncontrollable)
+        self.flag_ignoring(cp)
+        if self._ctx.tasks is not None:
+            self._ctx.tasks.create_task(self._remember_uncontrollable(cp))
+
+    async def _remember_uncontrollable(self, cp: ChargerState) -> None:
+        try:
+            await self._ctx.store.save_capabilities(cp.cp_id, {"uncontrollable": {
+                "firmware": cp.firmware or "", "reason": cp.uncontrollable}})
+        except Exception:  # a child of the planner's task group: never end the site loops
+            log.exception("charger_verdict_not_saved", cp_id=cp.cp_id, verdict="uncontrollable")
+
     async def _remember(self, cp_id: str, verdict: str, firmware: str) -> None:
         """Store a verdict on the charger for its firmware (the other one is cleared)."""
         other = "follows_profiles" if verdict == "ignores_profiles" else "ignores_profiles"

@@ -637,3 +637,41 @@ async def test_a_lent_car_that_ramps_up_gets_its_share_back_without_waiting_out_
         assert waited <= 2 * METER_S + 2 * COALESCE_S, waited
         t, peak = site.peak_sample()
         assert peak <= SITE_W + EPS_W, f"site drew {peak:.0f} W at t={t:.0f} s"
+
+
+async def profile_calls(site: Site, cp_id: str) -> int:
+    return sum(1 for cmd in await site.server.store.list_commands(cp_id, limit=10_000)
+               if cmd.action == "SetChargingProfile")
+
+
+async def test_a_charger_that_cannot_be_limited_gets_no_profile_after_it_said_so(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    async with running_site(config) as site:
+        old = [await site.add("OLD16", "ocpp1.6", mode="no_smart_charging", firmware="1.0"),
+               await site.add("OLD201", "ocpp2.0.1", mode="no_smart_charging", firmware="1.0")]
+        smart = await site.add("SMART", "ocpp1.6")
+        site.start_sampling()
+        live = site.server.planner.live
+        await site.until(lambda: all(live.chargers[c.cp_id].uncontrollable for c in old), 120)
+        for c in (*old, smart):
+            await c.plug_in(1, big_ev())
+        await site.run_for(900)  # many plans: cars arriving, meter values, renewals
+        for c in old:
+            # The one floor it answered NotImplemented to, and nothing after it.
+            assert await profile_calls(site, c.cp_id) == 1, c.cp_id
+        assert await profile_calls(site, "SMART") > 1
+        # Two uncontrollable 22 kW cars and the smart one at its minimum fit the 50 kW site.
+        t, peak = site.peak_sample()
+        assert peak <= SITE_W + EPS_W, f"site drew {peak:.0f} W at t={t:.0f} s"
+        # New firmware may have smart charging: it is asked once more.
+        await old[0].stop()
+        site.chargers.remove(old[0])
+        again = await site.add("OLD16", "ocpp1.6", mode="no_smart_charging", firmware="2.0")
+        await site.until(lambda: live.chargers["OLD16"].firmware == "2.0"
+                         and live.chargers["OLD16"].uncontrollable is not None, 120)
+        asked = await profile_calls(site, "OLD16")
+        assert asked >= 2  # asked again (what was under way when it answered may follow)
+        await again.plug_in(1, big_ev())
+        await site.run_for(600)
+        assert await profile_calls(site, "OLD16") == asked  # and never after it said so
