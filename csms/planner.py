@@ -82,6 +82,7 @@ class Planner:
         self._snapshots = Snapshots(self._ctx)
         self._model_book = ModelBook(self._ctx)
         self._verdicts = Verdicts(self._ctx, self._model_book, self.request)
+        self._overloaded: set[str] = set()  # sites whose last plan let them draw over
         self._dispatcher = Dispatcher(self._ctx, self._model_book, self._verdicts, self.request)
         self._runner: asyncio.Task[None] | None = None
 
@@ -129,6 +130,16 @@ class Planner:
                 LimitValue(row["power_kw"], row["current_a"]), parse_iso(row["end"]),
                 None if row["start"] is None else parse_iso(row["start"])))
         self._runner = asyncio.create_task(self._run(), name="planner")
+
+    def _say_overload(self, site_id: str, overload: dict[str, float] | None) -> None:
+        """Never silent: a plan that lets the site draw over its limit is logged at warning,
+        every time; the return within the limit once."""
+        if overload is not None:
+            self._overloaded.add(site_id)
+            log.warning("site_over_limit", site_id=site_id, **overload)
+        elif site_id in self._overloaded:
+            self._overloaded.discard(site_id)
+            log.info("site_back_within_limit", site_id=site_id)
 
     @staticmethod
     def _overridden(spec: SiteSpec, override: dict[str, Any] | None) -> SiteSpec:
@@ -279,8 +290,9 @@ class Planner:
         if allocation.managed:
             await self._dispatcher.dispatch(site_id, snapshot, allocation, built.target_floors,
                                             built.states, now)
-        await record_plan(self.store, site_id, trigger, now, built.resolved, snapshot,
-                          allocation)
+        overload = await record_plan(self.store, site_id, trigger, now, built.resolved,
+                                     snapshot, allocation)
+        self._say_overload(site_id, overload)
         loop.next_due = self._site_loops.next_due(self._snapshots.chargers(site_id),
                                                   built.resolved, now)
         return allocation

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from csms.clock import parse_iso
 from csms.config import ChargerSpec, Config, LimitSpec, SiteSpec
 from csms.domain import TransactionEnded, TransactionEvent201
@@ -675,3 +677,37 @@ async def test_a_charger_that_cannot_be_limited_gets_no_profile_after_it_said_so
         await again.plug_in(1, big_ev())
         await site.run_for(600)
         assert await profile_calls(site, "OLD16") == asked  # and never after it said so
+
+
+async def test_a_plan_that_lets_the_site_draw_over_its_limit_is_recorded_and_never_silent(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    with capture_logs() as logs:
+        async with running_site(config) as site:
+            old = [await site.add(f"OLD{i}", "ocpp1.6", mode="no_smart_charging")
+                   for i in range(2)]
+            site.start_sampling()
+            live = site.server.planner.live
+            await site.until(lambda: all(live.chargers[c.cp_id].uncontrollable for c in old),
+                             120)
+            for c in old:
+                await c.plug_in(1, big_ev())
+            await site.run_for(60)
+            # The grid operator cuts the site to 30 kW for ten minutes; the two cars that
+            # cannot be limited go on drawing 44 kW.
+            cut_at = site.clock.now()
+            assert site.server.planner is not None
+            await site.server.planner.set_external_limit(
+                "site", 30.0, None, end=cut_at + timedelta(minutes=10))
+            await site.until(lambda: any(e["event"] == "site_over_limit" for e in logs), 300)
+            plans = await site.planned_after(cut_at)
+            over = [p["inputs"]["overloaded"]["site"] for p in plans
+                    if parse_iso(p["ts"]) >= cut_at and p["inputs"].get("overloaded")]
+            assert over and max(o["over_w"] for o in over) >= 44_000 - 30_000 - 500, over
+            assert all(e["log_level"] == "warning" for e in logs
+                       if e["event"] == "site_over_limit")
+            # The cut ends: back within the limit, and it says so.
+            await site.until(lambda: any(e["event"] == "site_back_within_limit"
+                                         for e in logs), 900)
+            last = (await site.planned_after(site.clock.now()))[-1]
+            assert not last["inputs"].get("overloaded")
