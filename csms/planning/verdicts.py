@@ -149,7 +149,7 @@ class Verdicts:
             ctx.tasks.create_task(self._remember(
                 cp.cp_id, "follows_profiles", cp.firmware or ""))
 
-    def flag_ignoring(self, cp: ChargerState) -> None:
+    def flag_ignoring(self, cp: ChargerState, also: dict[str, Any] | None = None) -> None:
         """Count every connector of `cp` at what it draws from now on, and remember it: after a
         restart or a reboot on the same firmware its next car is counted at its maximum from
         the first second."""
@@ -159,7 +159,7 @@ class Verdicts:
             c.ignoring = True
         if self._ctx.tasks is not None:
             self._ctx.tasks.create_task(self._remember(cp.cp_id, "ignores_profiles",
-                                                       cp.firmware or ""))
+                                                       cp.firmware or "", also))
 
     def flag_uncontrollable(self, cp: ChargerState, code: str) -> None:
         """`cp` cannot be limited on this firmware: send it no profile again until its firmware
@@ -169,24 +169,18 @@ class Verdicts:
         cp.uncontrollable = f"SetChargingProfile answered {code}"
         log.warning("charger_uncontrollable", cp_id=cp.cp_id, firmware=cp.firmware,
                     reason=cp.uncontrollable)
-        self.flag_ignoring(cp)
-        if self._ctx.tasks is not None:
-            self._ctx.tasks.create_task(self._remember_uncontrollable(cp))
+        self.flag_ignoring(cp, {"uncontrollable": {"firmware": cp.firmware or "",
+                                                   "reason": cp.uncontrollable}})
 
-    async def _remember_uncontrollable(self, cp: ChargerState) -> None:
-        try:
-            await self._ctx.store.save_capabilities(cp.cp_id, {"uncontrollable": {
-                "firmware": cp.firmware or "", "reason": cp.uncontrollable}})
-        except Exception:  # a child of the planner's task group: never end the site loops
-            log.exception("charger_verdict_not_saved", cp_id=cp.cp_id, verdict="uncontrollable")
-
-    async def _remember(self, cp_id: str, verdict: str, firmware: str) -> None:
-        """Store a verdict on the charger for its firmware (the other one is cleared)."""
+    async def _remember(self, cp_id: str, verdict: str, firmware: str,
+                        also: dict[str, Any] | None = None) -> None:
+        """Store a verdict on the charger for its firmware (the other one is cleared), with
+        `also` in the same write."""
         other = "follows_profiles" if verdict == "ignores_profiles" else "ignores_profiles"
         # A child of the planner's task group: an error here must not end every site's loop.
         try:
             await self._ctx.store.save_capabilities(
-                cp_id, {verdict: {"firmware": firmware}, other: None})
+                cp_id, {verdict: {"firmware": firmware}, other: None, **(also or {})})
         except Exception:
             log.exception("charger_verdict_not_saved", cp_id=cp_id, verdict=verdict)
 
