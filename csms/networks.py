@@ -158,7 +158,8 @@ class Networks:
         self.store, self.planner, self.clock = store, planner, clock
         self.webhooks = webhooks
         self._placed_index: dict[tuple[str, str], list[str]] = {}
-        self._placed_key: tuple[int, int] | None = None
+        self._placed_for: SiteDirectory | None = None
+        self._placed_count = 0
         self._directory = directory
         self.config_sites = {s.id for s in config.sites}
         self.config_specs = {s.id: s.model_dump() for s in config.sites}
@@ -241,13 +242,13 @@ class Networks:
         if self.planner is None:
             return {}
         directory, chargers = self.directory, self.planner.live.chargers
-        key = (id(directory), len(chargers))
-        if self._placed_key != key:
+        if self._placed_for is not directory or self._placed_count != len(chargers):
             index: dict[tuple[str, str], list[str]] = {}
             for cp_id in chargers:
                 place = directory.placement(cp_id)
                 index.setdefault((place.site_id, place.parent_id), []).append(cp_id)
-            self._placed_index, self._placed_key = index, key
+            self._placed_index = index
+            self._placed_for, self._placed_count = directory, len(chargers)
         return self._placed_index
 
     def _chargers_in(self, site_id: str, nodes: set[str]) -> list[str]:

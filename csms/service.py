@@ -109,11 +109,6 @@ class Loadstar:
         self.failed = asyncio.Event()
         self.failure: str | None = None
 
-    def _objective_of(self, site_id: str) -> str:
-        """The objective a site is planned with (an optimization's `method`)."""
-        spec = None if self.planner is None else self.planner.directory.specs.get(site_id)
-        return "load_sharing" if spec is None else spec.objective
-
     @property
     def ocpp_port(self) -> int:
         return self.server.port

@@ -20,6 +20,7 @@ from adapters.http.views.networks import (
     Reader,
     Writer,
     calling,
+    limit_names,
     networks_of,
     timestamp,
     utc,
@@ -74,18 +75,7 @@ def capacity_out(lim: Limit) -> CapacityOut:
                        updated=timestamp(lim.updated))
 
 
-def _post_name(key: str) -> str:
-    """`items.3.kw` -> `body.maxCapacityIntervals.3.maxCapacity`; `network` -> networkId."""
-    if key == "network":
-        return "body.networkId"
-    parts = key.split(".")
-    if parts[0] == "items":
-        parts[0] = "maxCapacityIntervals"
-    return "body." + ".".join("maxCapacity" if p == "kw" else p for p in parts)
-
-
-def _patch_name(key: str) -> str:
-    return "id" if key == "id" else "body." + ("maxCapacity" if key == "kw" else key)
+_post_name, _patch_name = limit_names("maxCapacityIntervals", "maxCapacity")
 
 
 router = ApiRouter(tags=["capacities"])

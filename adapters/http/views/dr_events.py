@@ -20,6 +20,7 @@ from adapters.http.views.networks import (
     Reader,
     Writer,
     calling,
+    limit_names,
     networks_of,
     timestamp,
     utc,
@@ -84,18 +85,7 @@ def dr_event_out(lim: Limit) -> DrEventOut:
                       updated=timestamp(lim.updated))
 
 
-def _post_name(key: str) -> str:
-    """`items.3.kw` -> `body.drEvents.3.value`; `network` -> `body.networkId`."""
-    if key == "network":
-        return "body.networkId"
-    parts = key.split(".")
-    if parts[0] == "items":
-        parts[0] = "drEvents"
-    return "body." + ".".join("value" if p == "kw" else p for p in parts)
-
-
-def _patch_name(key: str) -> str:
-    return "id" if key == "id" else "body." + ("value" if key == "kw" else key)
+_post_name, _patch_name = limit_names("drEvents", "value")
 
 
 router = ApiRouter(tags=["dr_events"])

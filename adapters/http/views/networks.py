@@ -84,6 +84,25 @@ async def calling(call: Coroutine[Any, Any, T], names: Callable[[str], str]) -> 
         raise refused(e, names) from None
 
 
+def limit_names(items: str, value: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """How the networks service's field names for API-made limits (`items.3.kw`, `network`,
+    `kw`) read in a limit view's POST body and PATCH body: its list is `items`, its kW field
+    `value`."""
+
+    def post(key: str) -> str:
+        if key == "network":
+            return "body.networkId"
+        parts = key.split(".")
+        if parts[0] == "items":
+            parts[0] = items
+        return "body." + ".".join(value if p == "kw" else p for p in parts)
+
+    def patch(key: str) -> str:
+        return "id" if key == "id" else "body." + (value if key == "kw" else key)
+
+    return post, patch
+
+
 def _body_name(key: str) -> str:
     head, _, rest = key.partition(".")
     if head.startswith(("groups", "parent")):
