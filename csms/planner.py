@@ -38,6 +38,9 @@ from loadmgmt.profiles import SendPolicy
 
 log = structlog.get_logger("csms.planner")
 
+# A reading this many times the connector's maximum is a meter or firmware fault, not load.
+IMPLAUSIBLE_FACTOR = 1.5
+
 
 def _via(part: str, name: str) -> Any:
     """An attribute of the planner that lives on one of its parts (read and write)."""
@@ -131,6 +134,19 @@ class Planner:
                 None if row["start"] is None else parse_iso(row["start"])))
         self._runner = asyncio.create_task(self._run(), name="planner")
 
+    def _plausible(self, c: ConnectorState, previous_w: float | None) -> bool:
+        """A reading above what the connector can carry (by half again) cannot be true: it is
+        dropped, so it neither flags the charger nor takes room from the others."""
+        if c.measured_w is None:
+            return True
+        top = self.directory.connector(c.cp_id, c.connector_id).max_w()
+        if c.measured_w <= top * IMPLAUSIBLE_FACTOR:
+            return True
+        log.warning("reading_implausible", cp_id=c.cp_id, connector_id=c.connector_id,
+                    measured_w=c.measured_w, connector_max_w=top)
+        c.measured_w = previous_w
+        return False
+
     def _say_overload(self, site_id: str, overload: dict[str, float] | None) -> None:
         """Never silent: a plan that lets the site draw over its limit is logged at warning,
         every time; the return within the limit once."""
@@ -183,10 +199,13 @@ class Planner:
         if reading is not None:
             before = reading_inputs(reading.cp, reading.c, now, reading.lend_after_s)
             lent = is_lent(reading.c, now, reading.lend_after_s)
+        previous_w = None if reading is None else reading.c.measured_w
         conn = self.live.apply(event)
         self.live.charger(event.cp_id).last_seen = now
         urgent = False
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
+            if not self._plausible(conn, previous_w):
+                return
             urgent = self._verdicts.on_reading(conn)
             if lent and conn.below_since is None:
                 # A lent car ramps up: its share goes back now (DESIGN section 3), not after

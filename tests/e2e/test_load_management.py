@@ -27,6 +27,7 @@ from simulators.charger import SimCharger
 from simulators.clock import SimClock
 from simulators.ev import EV
 from tests.conftest import make_config
+from tests.raw_client import RawClient, default_answer
 
 SITE_KW = 50.0
 SITE_W = SITE_KW * 1000.0
@@ -711,3 +712,45 @@ async def test_a_plan_that_lets_the_site_draw_over_its_limit_is_recorded_and_nev
                                          for e in logs), 900)
             last = (await site.planned_after(site.clock.now()))[-1]
             assert not last["inputs"].get("overloaded")
+
+
+def answer_everything(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A raw charger that accepts what the server asks (profiles, triggers, settings)."""
+    return default_answer(action, payload) or {"status": "Accepted"}
+
+
+async def test_a_reading_of_a_gigawatt_takes_no_room_from_another_charger(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    with capture_logs() as logs:
+        async with running_site(config) as site:
+            smart = await site.add("SMART", "ocpp1.6")
+            site.start_sampling()
+            await smart.plug_in(1, big_ev())
+            live = site.server.planner.live
+            held = live.charger("SMART").connector(1)
+            await site.until(lambda: (held.held_tx_w or 0.0) > 20_000.0, 120)
+            liar = await RawClient.connect(f"{site.url}/LIAR", "ocpp1.6", answer_everything)
+            try:
+                await liar.ok("BootNotification", {"chargePointVendor": "V",
+                                                   "chargePointModel": "M"})
+                started = await liar.ok("StartTransaction", {
+                    "connectorId": 1, "idTag": "T", "meterStart": 0,
+                    "timestamp": site.clock.now().isoformat()})
+                await liar.ok("MeterValues", {
+                    "connectorId": 1, "transactionId": started["transactionId"],
+                    "meterValue": [{"timestamp": site.clock.now().isoformat(), "sampledValue": [
+                        {"value": "1000000000", "measurand": "Power.Active.Import",
+                         "unit": "W"}]}]})
+                await site.until(lambda: any(e["event"] == "reading_implausible"
+                                             for e in logs), 60)
+                lie_at = site.clock.now()
+                site.server.planner.request("site", "test")  # plan with the lie in the state
+                plans = await site.planned_after(lie_at)
+                later = [p for p in plans if parse_iso(p["ts"]) >= lie_at]
+                for plan in later:
+                    assert plan["result"]["LIAR/1"]["power_w"] <= 22_000.0
+                    assert plan["result"]["SMART/1"]["power_w"] > 0.0
+                assert not live.chargers["LIAR"].ignores_profiles
+            finally:
+                await liar.close()
