@@ -89,6 +89,12 @@ class Ids:
         self._service = service
         self._sessions: dict[uuid.UUID, int] = {}
         self._sessions_upto = 0
+        self._known: dict[str, set[int]] | None = None
+        self._known_stamp: tuple[int, int, int] = (0, 0, 0)
+        self._on: dict[str, list[str]] = {}
+        self._on_directory: SiteDirectory | None = None
+        self._by_name: dict[uuid.UUID, str | tuple[str, int]] = {}
+        self._names_of: dict[str, set[int]] | None = None
 
     @property
     def directory(self) -> SiteDirectory:
@@ -96,40 +102,58 @@ class Ids:
         return planner.directory if planner is not None else self._service.sites
 
     async def known_chargers(self) -> dict[str, set[int]]:
-        """Every charger the planner or the store knows, with the connectors it has shown."""
-        out: dict[str, set[int]] = {}
+        """Every charger the planner or the store knows, with the connectors it has shown.
+
+        Derived from memory and kept until a charger or connector appears: lists ask it on
+        every request, and rebuilding it per request cost as much as the request."""
         planner = self._service.planner
-        if planner is not None:
-            for cp_id, cp in planner.live.chargers.items():
-                out.setdefault(cp_id, set()).update(cp.connectors)
-        for record in await self._service.store.list_charge_points():
-            out.setdefault(record.cp_id, set()).update(
-                c.connector_id for c in record.connectors if c.connector_id > 0)
-        return out
+        live = {} if planner is None else planner.live.chargers
+        store = self._service.store
+        stamp = (store.chargers_changed, len(live),
+                 sum(len(cp.connectors) for cp in live.values()))
+        if self._known is None or self._known_stamp != stamp:
+            out: dict[str, set[int]] = {cp_id: set(cp.connectors) for cp_id, cp in live.items()}
+            for cp_id, numbers in store.charger_connectors().items():
+                out.setdefault(cp_id, set()).update(numbers)
+            self._known, self._known_stamp, self._on = out, stamp, {}
+        return self._known
 
     async def charge_point(self, value: uuid.UUID) -> str | None:
         """The OCPP id of the charge point named `value`."""
-        for cp_id in await self.known_chargers():
-            if charge_point_uuid(cp_id) == value:
-                return cp_id
-        return None
+        return (await self._names()).get(value)
 
     async def connector(self, value: uuid.UUID) -> tuple[str, int] | None:
         """(OCPP id, connector number) of the connector named `value`."""
-        for cp_id, numbers in (await self.known_chargers()).items():
-            for n in sorted(numbers | set(CONNECTOR_SCAN)):
-                if connector_uuid(cp_id, n) == value:
-                    return cp_id, n
-        return None
+        found = (await self._names()).get(value)
+        return found if isinstance(found, tuple) else None
+
+    async def _names(self) -> dict[uuid.UUID, str | tuple[str, int]]:
+        """UUID -> charge point id or (charge point id, connector), rebuilt with the chargers."""
+        known = await self.known_chargers()
+        if self._names_of is not known:
+            names: dict[uuid.UUID, str | tuple[str, int]] = {}
+            for cp_id, numbers in known.items():
+                names[charge_point_uuid(cp_id)] = cp_id
+                for n in numbers | set(CONNECTOR_SCAN):
+                    names[connector_uuid(cp_id, n)] = (cp_id, n)
+            self._by_name, self._names_of = names, known
+        return self._by_name
 
     def network(self, value: uuid.UUID) -> str | None:
         """The site (network) named `value`."""
         return next((s for s in self.directory.specs if network_uuid(s) == value), None)
 
     async def chargers_on(self, site_id: str) -> list[str]:
-        """The chargers placed in `site_id`."""
-        return sorted(cp for cp in await self.known_chargers()
-                      if self.directory.placement(cp).site_id == site_id)
+        """The chargers placed in `site_id` (kept per site until a charger appears or the
+        directory changes)."""
+        known, directory = await self.known_chargers(), self.directory
+        if self._on_directory is not directory:
+            self._on, self._on_directory = {}, directory
+        found = self._on.get(site_id)
+        if found is None:
+            found = self._on[site_id] = sorted(
+                cp for cp in known if directory.placement(cp).site_id == site_id)
+        return list(found)
 
     async def session(self, value: uuid.UUID) -> int | None:
         """The session row named `value` (names of new rows are computed once, then kept)."""

@@ -268,10 +268,14 @@ class Networks:
     async def _limit_kw(self, site_id: str, node_id: str, static_kw: float | None
                         ) -> float | None:
         """The kW limit the last plan of the site used for this node (None: never planned)."""
-        plans = await self.store.list_plans(site_id, limit=1)
-        if not plans:
-            return None
-        planned = plans[0]["inputs"].get("limits", {}).get(node_id, {}).get("power_kw")
+        used = None if self.planner is None else self.planner.limits_used.get(site_id)
+        if used is not None:
+            planned = used.get(node_id)
+        else:  # not planned since start: the stored plan (a query per network, so only then)
+            plans = await self.store.list_plans(site_id, limit=1)
+            if not plans:
+                return None
+            planned = plans[0]["inputs"].get("limits", {}).get(node_id, {}).get("power_kw")
         values = [v for v in (planned, static_kw) if v is not None]
         return min(values) if values else None
 

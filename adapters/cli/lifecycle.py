@@ -23,6 +23,7 @@ import structlog
 
 from adapters.http.app import create_app
 from adapters.http.server import HttpServer
+from csms import heap
 from csms.clock import Clock
 from csms.config import Config
 from csms.service import Loadstar, StartupError, error_text
@@ -87,11 +88,12 @@ async def run(config: Config, clock: Clock | None = None,
             return 1
     # Everything loaded so far (ortools, the store, the sites, the app) lives as long as the
     # process: keep it out of the cyclic collector, whose full passes over it stalled plans by
-    # ~50 ms.
+    # ~50 ms; what comes later (connections, state) is frozen as it settles (csms.heap).
     gc.freeze()
+    keeper = asyncio.create_task(heap.keep(), name="heap")
     waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in waiters:
+    for waiter in [*waiters, keeper]:
         waiter.cancel()
     stopping = True
     try:

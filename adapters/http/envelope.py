@@ -7,6 +7,8 @@ naming the offending fields and 5xx answers are JSend `error` with a message.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar
@@ -14,7 +16,7 @@ from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar
 import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +62,19 @@ class Error(BaseModel):
 def success(items: Sequence[T], total: int | None = None) -> Envelope[T]:
     """The envelope around `items`; `total` defaults to their number (one page, unpaged)."""
     return Envelope[T](data=list(items), total=len(items) if total is None else total)
+
+
+async def rendered_page(render: Callable[[], list[dict[str, Any]]], total: int) -> Response:
+    """The success envelope of a page whose items `render` builds as JSON-ready dicts, built
+    and encoded in a worker thread: a page of a thousand rows is tens of milliseconds of
+    Python that the chargers' event loop must not wait for (the view's response_model still
+    documents it)."""
+    def encoded() -> bytes:
+        return json.dumps({"status": "success", "data": render(), "total": total},
+                          ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode()
+
+    return Response(await asyncio.to_thread(encoded), media_type="application/json")
 
 
 def success_object(data: T, total: int) -> ObjectEnvelope[T]:

@@ -97,6 +97,9 @@ class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, Ke
         self._frame_log = FrameLog()
         # cp_id -> capabilities of every charger with a record; see `capabilities`.
         self._capabilities: dict[str, dict[str, Any]] = {}
+        # cp_id -> connector numbers (> 0) reported; see `charger_connectors`.
+        self._connector_numbers: dict[str, set[int]] = {}
+        self.chargers_changed = 0
         self.writer = BatchWriter(self._connect_writer, self._frame_log)
 
     @property
@@ -128,6 +131,9 @@ class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, Ke
             self._capabilities = {
                 r["cp_id"]: json.loads(r["capabilities"] or "{}")
                 for r in await self._all("SELECT cp_id, capabilities FROM charge_points")}
+            for r in await self._all(
+                    "SELECT cp_id, connector_id FROM connectors WHERE connector_id > 0"):
+                self._connector_numbers.setdefault(r["cp_id"], set()).add(r["connector_id"])
         except BaseException:
             await self.writer.stop()
             raise

@@ -281,10 +281,10 @@ class ApiSessionsMixin(SqliteBase):
         """One page of samples, oldest first, and how many match."""
         where, params = self._meter_where(query)
         total = await self._one(f"SELECT count(*) FROM meter_values m{where}", tuple(params))
-        rows = await self._all(f"SELECT m.* FROM meter_values m{where}"
-                               " ORDER BY m.ts, m.id LIMIT ? OFFSET ?",
-                               (*params, limit, offset))
-        return [self._meter(r) for r in rows], int(total[0]) if total else 0
+        found = await self._all_as(f"SELECT m.* FROM meter_values m{where}"
+                                   " ORDER BY m.ts, m.id LIMIT ? OFFSET ?",
+                                   (*params, limit, offset), self._meter)
+        return found, int(total[0]) if total else 0
 
     async def meter_series(self, query: MeterQuery) -> list[MeterValueRecord]:
         """Every sample matching `query`, oldest first (profiles: a bounded window)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ Db = sqlite3.Connection
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound="SqliteBase")
+T = TypeVar("T")
+# Up to this many rows become records on the event loop; more go to a worker thread.
+ROWS_ON_LOOP = 100
 
 
 def _writes(
@@ -55,6 +59,8 @@ class SqliteBase:
     writer: BatchWriter
     _db: aiosqlite.Connection | None
     _capabilities: dict[str, dict[str, Any]]
+    _connector_numbers: dict[str, set[int]]
+    chargers_changed: int
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -69,3 +75,12 @@ class SqliteBase:
     async def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+    async def _all_as(self, sql: str, params: tuple[Any, ...],
+                      record: Callable[[aiosqlite.Row], T]) -> list[T]:
+        """The rows as records; many rows are turned into records in a worker thread, so a
+        page of an API list does not hold the chargers' event loop."""
+        rows = await self._all(sql, params)
+        if len(rows) < ROWS_ON_LOOP:
+            return [record(r) for r in rows]
+        return await asyncio.to_thread(lambda: [record(r) for r in rows])

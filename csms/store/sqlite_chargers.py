@@ -17,7 +17,7 @@ class ChargePointsMixin(SqliteBase):
 
     async def record_boot(self, event: Booted, now: datetime) -> None:
         await self._record_boot(event, now)
-        self._capabilities.setdefault(event.cp_id, {})
+        self._known(event.cp_id)
 
     @_writes
     def _record_boot(self, db: Db, event: Booted, now: datetime) -> None:
@@ -48,7 +48,12 @@ class ChargePointsMixin(SqliteBase):
 
     async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None:
         await self._register_charge_point(cp_id, password_hash)
-        self._capabilities.setdefault(cp_id, {})
+        self._known(cp_id)
+
+    def _known(self, cp_id: str) -> None:
+        if cp_id not in self._capabilities:
+            self._capabilities[cp_id] = {}
+            self.chargers_changed += 1
 
     @_writes
     def _register_charge_point(self, db: Db, cp_id: str,
@@ -154,8 +159,22 @@ class ChargePointsMixin(SqliteBase):
         )
         return [dict(r) for r in rows]
 
+    async def record_status(self, event: StatusChanged) -> None:
+        await self._record_status(event)
+        if event.connector_id > 0:
+            numbers = self._connector_numbers.setdefault(event.cp_id, set())
+            if event.connector_id not in numbers:
+                numbers.add(event.connector_id)
+                self.chargers_changed += 1
+
+    def charger_connectors(self) -> dict[str, frozenset[int]]:
+        """Every charger with a record and the connector numbers (> 0) it has reported, from
+        memory; `chargers_changed` counts the changes, so callers may keep what they derive."""
+        return {cp_id: frozenset(self._connector_numbers.get(cp_id, ()))
+                for cp_id in self._capabilities}
+
     @_writes
-    def record_status(self, db: Db, event: StatusChanged) -> None:
+    def _record_status(self, db: Db, event: StatusChanged) -> None:
         db.execute(
             "INSERT INTO connectors (cp_id, connector_id, evse_connector_id, status,"
             " error_code, info, updated_at) VALUES (?,?,?,?,?,?,?)"

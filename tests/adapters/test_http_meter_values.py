@@ -198,3 +198,20 @@ async def test_listing_stays_fast_at_100000_rows(
     page = (await client.get("/v2/meter_values/", headers=headers, params=params)).json()
     # Index use is asserted above; speed itself is measured by bench/http_load.py, not timed here.
     assert page["total"] == 50_000 and len(page["data"]) == 1000
+
+
+async def test_a_charger_that_appears_after_a_listing_is_in_the_next_one(
+        client: httpx.AsyncClient, headers: dict[str, str], server: Loadstar) -> None:
+    window = {"network": NETWORK, "start": T0.isoformat(),
+              "end": (T0 + timedelta(hours=1)).isoformat()}
+    for n, cp in enumerate(("EXT-1", "EXT-2"), start=1):
+        await server.store.register_charge_point(cp)
+        r = await client.post("/v2/meter_values/", headers=headers, json={
+            "chargePointId": str(charge_point_uuid(cp)), "connectorId": 1,
+            "meterValues": [power(1.0)]})
+        assert r.status_code == 201, r.text
+        # The lists keep what they derive from the chargers: a new one must not be missed.
+        listed = (await client.get("/v2/meter_values/", headers=headers, params=window)).json()
+        assert listed["total"] == n
+        assert {m["chargePointId"] for m in listed["data"]} == {
+            str(charge_point_uuid(c)) for c in ("EXT-1", "EXT-2")[:n]}

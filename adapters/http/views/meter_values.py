@@ -3,7 +3,6 @@ OCPP MeterValues and feed the planner's measured draw; the list pages stored sam
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from http import HTTPStatus
@@ -15,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from adapters.http import envelope
 from adapters.http.auth import require_scope
-from adapters.http.envelope import Envelope, Page, paging, success
+from adapters.http.envelope import Envelope, Page, paging, rendered_page, success
 from adapters.http.routing import ApiRouter
 from adapters.http.views.session_common import (
     answered,
@@ -58,9 +57,6 @@ MEASURANDS: dict[str, tuple[str | None, ...]] = {
     "Temperature": ("K", "Celsius", "Fahrenheit"), "Voltage": ("V",),
 }
 Phase = Literal["L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1"]
-
-# A page is built in slices this long, the event loop free between them.
-ROWS_PER_SLICE = 200
 
 
 class SampledValue(BaseModel):
@@ -212,19 +208,15 @@ async def list_meter_values(
     query = await meter_query(request, connector, vehicle, network, chargepoint)
     query = MeterQuery(query.connectors, query.cp_ids, query.vehicles, start_utc, end_utc)
     rows, total = await sessions_of(request).meter_page(query, page.limit, page.offset)
-    items: list[StoredMeterValue] = []
-    for chunk_start in range(0, len(rows), ROWS_PER_SLICE):
-        if chunk_start:
-            await asyncio.sleep(0)  # chargers' frames get the loop between slices of a page
-        items += _stored(rows[chunk_start:chunk_start + ROWS_PER_SLICE])
-    return success(items, total)
+    return await rendered_page(lambda: [_stored(r) for r in rows], total)
 
 
-def _stored(rows: list[MeterValueRecord]) -> list[StoredMeterValue]:
-    return [StoredMeterValue(
-        chargePointId=charge_point_uuid(r.cp_id), connectorId=connector_uuid(r.cp_id,
-                                                                              r.connector_id),
-        connectorNumber=r.connector_id,
-        chargingSessionId=None if r.session_id is None else session_uuid(r.session_id),
-        timestamp=iso(r.timestamp) or "", measurand=r.measurand, phase=r.phase, unit=r.unit,
-        value=r.value, context=r.context, location=r.location) for r in rows]
+def _stored(r: MeterValueRecord) -> dict[str, Any]:
+    """One sample as StoredMeterValue shapes it."""
+    return {"chargePointId": str(charge_point_uuid(r.cp_id)),
+            "connectorId": str(connector_uuid(r.cp_id, r.connector_id)),
+            "connectorNumber": r.connector_id,
+            "chargingSessionId": None if r.session_id is None
+            else str(session_uuid(r.session_id)),
+            "timestamp": iso(r.timestamp) or "", "measurand": r.measurand, "phase": r.phase,
+            "unit": r.unit, "value": r.value, "context": r.context, "location": r.location}
