@@ -8,7 +8,7 @@ The parts live in `csms.planning` (see its docstring), one concern each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -85,7 +85,12 @@ class Planner:
         self._snapshots = Snapshots(self._ctx)
         self._model_book = ModelBook(self._ctx)
         self._verdicts = Verdicts(self._ctx, self._model_book, self.request)
-        self._overloaded: set[str] = set()  # sites whose last plan let them draw over
+        # site -> node -> amounts, of the site's last plan (nodes it let draw over their limit)
+        self._overloaded: dict[str, dict[str, dict[str, float]]] = {}
+        # Hear each plan's overloads (and the one that clears them): alerts, webhooks.
+        self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
+        # site -> node -> the kW limit its last plan (since start) used; the networks view.
+        self.limits_used: dict[str, dict[str, float | None]] = {}
         self._dispatcher = Dispatcher(self._ctx, self._model_book, self._verdicts, self.request)
         self._runner: asyncio.Task[None] | None = None
 
@@ -147,15 +152,23 @@ class Planner:
         c.measured_w = previous_w
         return False
 
-    def _say_overload(self, site_id: str, overload: dict[str, float] | None) -> None:
-        """Never silent: a plan that lets the site draw over its limit is logged at warning,
-        every time; the return within the limit once."""
-        if overload is not None:
-            self._overloaded.add(site_id)
-            log.warning("site_over_limit", site_id=site_id, **overload)
-        elif site_id in self._overloaded:
-            self._overloaded.discard(site_id)
-            log.info("site_back_within_limit", site_id=site_id)
+    def _say_overload(self, site_id: str, overloads: dict[str, dict[str, float]]) -> None:
+        """Never silent: a plan that lets a node draw over its limit is logged at warning,
+        every time, and the return within the limit once; `on_overload` hears both."""
+        before = self._overloaded.get(site_id, {})
+        for node, amounts in overloads.items():
+            log.warning("site_over_limit" if node == site_id else "group_over_limit",
+                        site_id=site_id, node=node, **amounts)
+        for node in before.keys() - overloads.keys():
+            log.info("site_back_within_limit" if node == site_id else "group_back_within_limit",
+                     site_id=site_id, node=node)
+        self._overloaded[site_id] = overloads
+        if overloads or before:
+            for listener in self.on_overload:
+                try:
+                    listener(site_id, overloads)
+                except Exception:  # one listener's fault must not stop the plans
+                    log.exception("overload_listener_failed", site_id=site_id)
 
     @staticmethod
     def _overridden(spec: SiteSpec, override: dict[str, Any] | None) -> SiteSpec:
@@ -312,6 +325,7 @@ class Planner:
         overload = await record_plan(self.store, site_id, trigger, now, built.resolved,
                                      snapshot, allocation)
         self._say_overload(site_id, overload)
+        self.limits_used[site_id] = {k: v.power_kw for k, v in snapshot.limits.items()}
         loop.next_due = self._site_loops.next_due(self._snapshots.chargers(site_id),
                                                   built.resolved, now)
         return allocation

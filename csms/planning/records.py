@@ -9,29 +9,41 @@ from loadmgmt.limits import Resolved
 from loadmgmt.model import Allocation, Snapshot
 
 
-def site_overload(site_id: str, resolved: dict[str, Resolved],
-                  allocation: Allocation) -> dict[str, float] | None:
-    """How far what the plan lets the site's connectors draw (grants, draws it cannot steer,
-    idle connectors' floors) exceeds the site's power limit; None when it does not."""
-    limit = resolved.get(site_id)
-    if limit is None or limit.value.power_kw is None:
-        return None
-    limit_w = limit.value.power_kw * 1000.0
-    counted_w = sum(ca.power_w if ca.active else max(ca.power_w, ca.floor_w)
-                    for ca in allocation.connectors)
-    if counted_w <= limit_w + 1.0:  # 1 W: rounding, not load
-        return None
-    return {"limit_w": limit_w, "counted_w": round(counted_w, 1),
-            "over_w": round(counted_w - limit_w, 1)}
+def node_overloads(snapshot: Snapshot, resolved: dict[str, Resolved],
+                   allocation: Allocation) -> dict[str, dict[str, float]]:
+    """Each node (the site, a group) whose connectors the plan lets draw more than the node's
+    power limit (grants, draws it cannot steer, idle connectors' floors), by how much."""
+    parent = {g.id: g.parent_id for g in snapshot.groups}
+    parent.update({cp.id: cp.parent_id for cp in snapshot.charge_points})
+    hangs_from = {c.id: c.parent_id for c in snapshot.connectors}
+    counted: dict[str, float] = {}
+    for ca in allocation.connectors:
+        w = ca.power_w if ca.active else max(ca.power_w, ca.floor_w)
+        node: str | None = hangs_from.get(ca.connector_id, snapshot.site.id)
+        seen: set[str] = set()
+        while node is not None and node not in seen:  # up to the site (a cycle cannot loop)
+            seen.add(node)
+            counted[node] = counted.get(node, 0.0) + w
+            node = parent.get(node)
+    out: dict[str, dict[str, float]] = {}
+    for node, w in counted.items():
+        limit = resolved.get(node)
+        if limit is None or limit.value.power_kw is None:
+            continue
+        limit_w = limit.value.power_kw * 1000.0
+        if w > limit_w + 1.0:  # 1 W: rounding, not load
+            out[node] = {"limit_w": limit_w, "counted_w": round(w, 1),
+                         "over_w": round(w - limit_w, 1)}
+    return out
 
 
 async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
                       resolved: dict[str, Resolved], snapshot: Snapshot,
-                      allocation: Allocation) -> dict[str, float] | None:
+                      allocation: Allocation) -> dict[str, dict[str, float]]:
     """Store one plan of `site_id`: what went in (counts, pins, limits), each connector's
-    result, and the site's overload if there is one (returned)."""
+    result, and the nodes it overloads (returned; empty when none)."""
     site_limit = resolved.get(site_id)
-    overload = site_overload(site_id, resolved, allocation)
+    overload = node_overloads(snapshot, resolved, allocation)
     inputs = {
         "connectors": len(snapshot.connectors),
         "sessions": len(snapshot.sessions),
@@ -39,7 +51,7 @@ async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
         "pinned": [d.connector_id for d in snapshot.sessions if d.pinned_w is not None],
         "limits": {k: {"power_kw": v.power_kw, "current_a": v.current_a, "source": v.source}
                    for k, v in snapshot.limits.items()},
-        "overloaded": None if overload is None else {site_id: overload},
+        "overloaded": overload or None,
     }
     # transaction_id and plan_w: what an optimization (HTTP view, webhook) shows of a session.
     result = {ca.connector_id: {"power_w": ca.power_w, "floor_w": ca.floor_w,
