@@ -193,6 +193,10 @@ class SiteSpec(_Section):
     power_step_kw: Positive | None = None
     fallback_power_kw: NonNegative | None = None
     floors: Literal["fit", "zero"] = "fit"
+    # Connectors we cannot limit: "close" makes one unavailable while its next car would put a
+    # node over its limit (and available again when room comes back); "alert_only" leaves them
+    # open and only alerts when the site goes over.
+    uncontrollable: Literal["close", "alert_only"] = "close"
     chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
     groups: list[GroupSpec] = Field(default_factory=list)
     limits: list[LimitSpec] = Field(default_factory=list)

@@ -65,6 +65,12 @@ class ConnectorState:
     below_since: datetime | None = None
     # A lent car ramped up again: its share goes back in the next plan, without the raise cap.
     reclaiming: bool = False
+    # The most it has been measured drawing (plausible readings, any session; kept across
+    # restarts): what a car on it is counted at where it cannot be limited.
+    max_seen_w: float | None = None
+    # Made unavailable by us (ChangeAvailability Inoperative) while a car here would overload
+    # a node: it cannot start one, so it takes no room (csms.planning.admission).
+    closed: bool = False
 
 
 @dataclass(slots=True)

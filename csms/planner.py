@@ -21,6 +21,7 @@ from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
 from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
 from csms.live import ChargerState, ConnectorState, LiveState, connector_of_tx
+from csms.planning.admission import CLOSED_KEY, Admission
 from csms.planning.context import PlanContext, PresetsFor, TagPriority
 from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
@@ -40,6 +41,8 @@ log = structlog.get_logger("csms.planner")
 
 # A reading this many times the connector's maximum is a meter or firmware fault, not load.
 IMPLAUSIBLE_FACTOR = 1.5
+# The most a connector was seen drawing is stored when it grows by at least this (W).
+LEARN_STEP_W = 100.0
 
 
 def _via(part: str, name: str) -> Any:
@@ -91,6 +94,7 @@ class Planner:
         self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
         # site -> node -> the kW limit its last plan (since start) used; the networks view.
         self.limits_used: dict[str, dict[str, float | None]] = {}
+        self._admission = Admission(self._ctx)
         self._dispatcher = Dispatcher(self._ctx, self._model_book, self._verdicts, self.request)
         self._runner: asyncio.Task[None] | None = None
 
@@ -129,6 +133,12 @@ class Planner:
             for conn in record.connectors:
                 if conn.connector_id > 0:
                     cp.connector(conn.connector_id).status = conn.status
+            for n in record.capabilities.get(CLOSED_KEY) or ():
+                if isinstance(n, int) and n > 0:
+                    cp.connector(n).closed = True
+            for n, w in (record.capabilities.get("max_seen_w") or {}).items():
+                if str(n).isdigit() and isinstance(w, int | float) and int(n) > 0:
+                    cp.connector(int(n)).max_seen_w = float(w)
         for session in await self.store.list_sessions(active_only=True):
             c = self.live.charger(session.cp_id).connector(session.connector_id or 1)
             c.tx_id = session.ocpp_tx_id
@@ -151,6 +161,20 @@ class Planner:
                     measured_w=c.measured_w, connector_max_w=top)
         c.measured_w = previous_w
         return False
+
+    def _learn_max(self, c: ConnectorState) -> None:
+        """Keep the most the connector has been measured drawing (what a car on it counts at
+        where it cannot be limited); stored with the charger when it grows by a step."""
+        w = c.measured_w
+        if w is None or w <= (c.max_seen_w or 0.0):
+            return
+        stored, c.max_seen_w = c.max_seen_w, w
+        if self._tasks is None or (stored is not None and w - stored < LEARN_STEP_W):
+            return
+        cp = self.live.chargers[c.cp_id]
+        seen = {str(n): x.max_seen_w for n, x in cp.connectors.items()
+                if x.max_seen_w is not None}
+        self._tasks.create_task(self.store.save_capabilities(c.cp_id, {"max_seen_w": seen}))
 
     def _say_overload(self, site_id: str, overloads: dict[str, dict[str, float]]) -> None:
         """Never silent: a plan that lets a node draw over its limit is logged at warning,
@@ -219,6 +243,7 @@ class Planner:
         if conn is not None and isinstance(event, Metered | TransactionEvent201):
             if not self._plausible(conn, previous_w):
                 return
+            self._learn_max(conn)
             urgent = self._verdicts.on_reading(conn)
             if lent and conn.below_since is None:
                 # A lent car ramps up: its share goes back now (DESIGN section 3), not after
@@ -325,6 +350,7 @@ class Planner:
         overload = await record_plan(self.store, site_id, trigger, now, built.resolved,
                                      snapshot, allocation)
         self._say_overload(site_id, overload)
+        self._admission.review(site_id, snapshot, built.states)
         self.limits_used[site_id] = {k: v.power_kw for k, v in snapshot.limits.items()}
         loop.next_due = self._site_loops.next_due(self._snapshots.chargers(site_id),
                                                   built.resolved, now)

@@ -324,8 +324,12 @@ def overloaded_nodes(net: Network, limits: Sequence[float], loads: Sequence[floa
     return out
 
 
-def compute_floors(snapshot: Snapshot) -> dict[str, float]:
+def compute_floors(snapshot: Snapshot,
+                   fixed_w: Mapping[str, float] | None = None) -> dict[str, float]:
     """Standing floors (W) so that the floors under every node fit its limit minus buffer.
+
+    `fixed_w`: connectors that cannot be limited (they take no floor) and what they count at;
+    the floors of the others fit in the room those leave.
 
     Each connector's target is the site's `fallback_power_kw` (or, when unset, its own
     minimum), capped by its maximum. Connectors are admitted in priority then id order while
@@ -346,9 +350,16 @@ def compute_floors(snapshot: Snapshot) -> dict[str, float]:
         mins[i] = net.min_w(i)
         want = fallback * 1000.0 if fallback is not None else mins[i]
         target[i] = round_down(min(want, net.cap_w(i)), step)
-    cand = [i for i in range(n) if target[i] >= mins[i] and target[i] > 0]
-    cand.sort(key=lambda i: (net.connectors[i].priority, net.connectors[i].id))
+    fixed = fixed_w or {}
     base = [0.0] * len(net.rows)
+    for cid, w in fixed.items():
+        i = net.index.get(cid)
+        if i is not None:
+            for k, c in net.col_rows[i]:
+                base[k] += c * w
+    cand = [i for i in range(n) if target[i] >= mins[i] and target[i] > 0
+            and net.connectors[i].id not in fixed]
+    cand.sort(key=lambda i: (net.connectors[i].priority, net.connectors[i].id))
     admitted = greedy_admit(net, limits, base, cand, mins)
     for i in admitted:
         for k, c in net.col_rows[i]:

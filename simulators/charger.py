@@ -88,6 +88,7 @@ class SimCharger:
         meter_interval_s: int = 60,
         mode: str = "normal",
         max_power_kw: float | Sequence[float] = 22.0,
+        delivers_kw: float | None = None,
         voltage_v: float = 230.0,
         phases: int = 3,
         heartbeat_interval_s: int = 300,
@@ -146,9 +147,12 @@ class SimCharger:
         )
         if len(powers) != connectors:
             raise ValueError("max_power_kw needs one value per connector")
+        # `delivers_kw`: the hardware gives at most this (a worn contactor, a 16 A cable),
+        # whatever its rating (`max_power_kw`, which it reports) says.
+        real = [p if delivers_kw is None else min(p, delivers_kw) for p in powers]
         self.conns: dict[int, Conn] = {
             i + 1: Conn(id=i + 1, max_current_a=p * 1000.0 / (voltage_v * phases), phases=phases)
-            for i, p in enumerate(powers)
+            for i, p in enumerate(real)
         }
         self.profiles = smart.ProfileStore()
         self.max_stack_level = max_stack_level

@@ -50,6 +50,19 @@ class SiteSnapshot:
     resolved: dict[str, Resolved]
 
 
+def cannot_limit(cp: ChargerState, c: ConnectorState) -> bool:
+    """Whether a car on `c` draws what it can whatever we send."""
+    return cp.uncontrollable is not None or cp.ignores_profiles or c.ignoring
+
+
+def learned_max_w(c: ConnectorState, conn: Connector) -> float:
+    """The most a car on `c` can draw where we cannot limit it: the highest draw measured on it
+    (a 22 kW rating that never gave more than 11 kW counts at 11 kW), its rating until then."""
+    if c.max_seen_w is None:
+        return conn.max_w()
+    return min(conn.max_w(), c.max_seen_w)
+
+
 class Snapshots:
     """Builds each plan's snapshot; holds the external limits set through the API."""
 
@@ -129,9 +142,9 @@ class Snapshots:
             # Drawing more than we allowed: count what it draws now, before it is even flagged.
             pinned = c.measured_w
         elif c.ignoring:
-            # Until its first meter value a known ignorer is counted at its maximum: the car
-            # draws what it can from the first second, whatever the charger accepted.
-            pinned = conn.max_w() if c.measured_w is None else \
+            # Until its first meter value a known ignorer is counted at the most it can draw:
+            # the car draws what it can from the first second, whatever the charger accepted.
+            pinned = learned_max_w(c, conn) if c.measured_w is None else \
                 max(c.measured_w, current_w(c, conn, now))
         elif c.pinned_w is not None:
             pinned = c.pinned_w
@@ -205,11 +218,13 @@ class Snapshots:
         connectors: list[Connector] = []
         demands: list[Demand] = []
         states: States = {}
+        by_id: dict[str, Connector] = {}
         for cp in cps:
             for n, c in sorted(cp.connectors.items()):
                 conn = ctx.directory.connector(cp.cp_id, n)
                 connectors.append(conn)
                 states[conn.id] = (cp, c)
+                by_id[conn.id] = conn
                 held = ctx.held_for(conn.id)
                 if c.pinned_w is not None and held.retry_at is not None and held.retry_at <= now:
                     # Time to try again (idle connectors too: a rejected floor is retried).
@@ -220,7 +235,12 @@ class Snapshots:
                         groups=ctx.directory.groups(site_id),
                         charge_points=tuple(ctx.directory.charge_point(cp.cp_id) for cp in cps),
                         limits=limits, now=now)
-        target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()))
+        # What cannot be limited takes no floor and counts at what it may draw, so the floors
+        # of the others fit beside it (when Loadstar is gone as now).
+        pins = {d.connector_id: d.pinned_w for d in demands}
+        fixed = {key: 0.0 if c.closed else pins.get(key) or learned_max_w(c, by_id[key])
+                 for key, (cp, c) in states.items() if cannot_limit(cp, c)}
+        target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()), fixed)
         # Until a charger confirms a floor, its idle connectors may draw what they held before
         # (or their maximum): reserve the larger. A connector in a session is bounded by its
         # TxProfile (or pinned at what it may draw when that did not take), so only the floor
@@ -235,8 +255,11 @@ class Snapshots:
                 continue
             # An idle connector that ignores profiles may draw its maximum when a car arrives;
             # once in a session it is pinned at its draw (Snapshots._demand) instead.
+            if c.closed:
+                reserve[key] = 0.0  # made unavailable by us: it cannot start a car
+                continue
             held = c.held_floor_w if c.held_floor_w is not None and not c.ignoring \
-                else conn.max_w()
+                else learned_max_w(c, conn) if c.ignoring else conn.max_w()
             reserve[key] = max(held, target_floors.get(key, 0.0))
         snapshot = replace(base, floors=reserve, guards=self._guards(states, by_key, reserve))
         return SiteSnapshot(snapshot, states, target_floors, resolved)
