@@ -247,6 +247,10 @@ class ChargerSpec(_Section):
     priority: Annotated[int, Field(ge=0, le=5)] = 3  # 0 opts out, 1 very high .. 5 very low
     # Unit of the profiles sent; None: amps for AC chargers that accept them, else watts.
     unit: Literal["A", "W"] | None = None
+    # Whether charging profiles limit these chargers: None learns it from what they report
+    # and answer; false counts them as unlimitable whatever they say; true overrides what
+    # they report (not a NotImplemented answer to a profile).
+    controllable: bool | None = None
 
     @field_validator("phases")
     @classmethod

@@ -87,6 +87,8 @@ class ChargerState:
     # It cannot be limited on this firmware (SetChargingProfile answered NotImplemented or
     # NotSupported): no profile is sent to it again, and it counts as ignoring limits.
     uncontrollable: str | None = None
+    # Where that came from: "answer" (to a profile), "report" (its capabilities) or "operator".
+    uncontrollable_by: str | None = None
     # It was seen drawing what a limit allowed on this firmware: no guard needed any more.
     follows_profiles: bool = False
     # When we last heard from it (any event): long silent chargers leave the plans.
@@ -147,7 +149,7 @@ class LiveState:
                     cp.ignores_profiles = False
                     cp.follows_profiles = False
                     cp.composite_verified = False
-                    cp.uncontrollable = None
+                    cp.uncontrollable = cp.uncontrollable_by = None
                     for c in cp.connectors.values():
                         c.ignoring = False
                 cp.firmware = firmware

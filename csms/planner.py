@@ -128,6 +128,7 @@ class Planner:
             uncontrollable = record.capabilities.get("uncontrollable")
             if on_firmware(uncontrollable, record.firmware):
                 cp.uncontrollable = str(uncontrollable.get("reason") or "uncontrollable")
+                cp.uncontrollable_by = "answer"
             cp.follows_profiles = not cp.ignores_profiles and on_firmware(
                 record.capabilities.get("follows_profiles"), record.firmware)
             for conn in record.connectors:
@@ -339,6 +340,8 @@ class Planner:
         if not cps:
             loop.next_due = None
             return None
+        for cp in cps:
+            self._verdicts.review_controllability(cp)
         built = self._snapshots.build(site_id, cps, now)
         allocation = await asyncio.to_thread(
             allocate, built.snapshot, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from simulators import smart
 from simulators.charging import SmartCharging
 from simulators.clock import Clock, SimClock
-from simulators.device_model import DeviceModel, V16Config, build_device_model
+from simulators.device_model import ConfigKey, DeviceModel, V16Config, build_device_model
 from simulators.ev import EV
 from simulators.link import Link
 from simulators.physics import HORIZON_S, MAX_STEP_S, Physics
@@ -89,6 +89,7 @@ class SimCharger:
         mode: str = "normal",
         max_power_kw: float | Sequence[float] = 22.0,
         delivers_kw: float | None = None,
+        reports_smart_charging: bool = True,
         voltage_v: float = 230.0,
         phases: int = 3,
         heartbeat_interval_s: int = 300,
@@ -210,6 +211,11 @@ class SimCharger:
             availability=self.station.availability_state,
             date_time=lambda: smart.iso(self.clock.now()),
         )
+        if not reports_smart_charging:
+            # What old firmware says of itself: no SmartCharging feature profile (1.6), the
+            # smart charging controller not available (2.0.1).
+            self.config.keys["SupportedFeatureProfiles"] = ConfigKey("Core,RemoteTrigger", True)
+            self.device_model.get("SmartChargingCtrlr", "Available").value = "false"
         self.proto: ProtocolSide = (V16 if self.v16 else V201)(
             clock=self.clock, station=self.station, link=self.link, physics=self.physics,
             charging=self.charging, config=self.config, device_model=self.device_model,

@@ -65,6 +65,21 @@ def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
             c.tx_id)
 
 
+def reported_uncontrollable(caps: dict[str, Any]) -> str | None:
+    """Why a charger's own report says profiles cannot limit it (None: they can, or it did
+    not say)."""
+    if caps.get("smart_charging") is False:
+        return "reports no smart charging (SupportedFeatureProfiles or SmartChargingCtrlr)"
+    raw = caps.get("raw") or {}
+    if str(raw.get("Available", "")).strip().lower() == "false":
+        return "reports SmartChargingCtrlr Available false"
+    # 1.6 only: a 2.0.1 SmartChargingCtrlr.Entries is how many profiles are installed now
+    # (0 on a fresh charger), not how many fit.
+    if str(raw.get("MaxChargingProfilesInstalled", "")).strip() == "0":
+        return "reports room for no charging profile (MaxChargingProfilesInstalled 0)"
+    return None
+
+
 class Verdicts:
     """Judges chargers by their readings and composite schedules; asks re-plans on a change."""
 
@@ -167,10 +182,41 @@ class Verdicts:
         if cp.uncontrollable is not None:
             return
         cp.uncontrollable = f"SetChargingProfile answered {code}"
+        cp.uncontrollable_by = "answer"
         log.warning("charger_uncontrollable", cp_id=cp.cp_id, firmware=cp.firmware,
                     reason=cp.uncontrollable)
         self.flag_ignoring(cp, {"uncontrollable": {"firmware": cp.firmware or "",
                                                    "reason": cp.uncontrollable}})
+
+    def review_controllability(self, cp: ChargerState) -> None:
+        """Whether `cp` can be limited, by what the operator configured, else what it reported
+        (1.6 SupportedFeatureProfiles, 2.0.1 SmartChargingCtrlr); kept until either changes.
+        A charger's own NotImplemented answer to a profile is not undone here."""
+        if cp.uncontrollable_by == "answer":
+            return
+        says = self._ctx.directory.charger_spec(cp.cp_id).controllable
+        if says is False:
+            reason, by = "set uncontrollable by the operator", "operator"
+        elif says is True:
+            reason, by = None, None
+        else:
+            caps = self._ctx.store.capabilities([cp.cp_id]).get(cp.cp_id, {})
+            reason, by = reported_uncontrollable(caps), "report"
+        if reason == cp.uncontrollable:
+            return
+        if reason is None:
+            log.info("charger_controllable", cp_id=cp.cp_id, was=cp.uncontrollable)
+            cp.uncontrollable = cp.uncontrollable_by = None
+            cp.ignores_profiles = False
+            for c in cp.connectors.values():
+                c.ignoring = False
+            return
+        log.warning("charger_uncontrollable", cp_id=cp.cp_id, firmware=cp.firmware,
+                    reason=reason)
+        cp.uncontrollable, cp.uncontrollable_by = reason, by
+        cp.ignores_profiles, cp.follows_profiles = True, False
+        for c in cp.connectors.values():
+            c.ignoring = True
 
     async def _remember(self, cp_id: str, verdict: str, firmware: str,
                         also: dict[str, Any] | None = None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from csms.config import SiteSpec
+from csms.config import ChargerSpec, SiteSpec
 from simulators.charger import SimCharger
 from tests.e2e.test_load_management import (
     EPS_W,
@@ -119,3 +119,35 @@ async def test_alert_only_leaves_unlimitable_connectors_open(tmp_path: Path) -> 
         await learned_uncontrollable(site, old)
         await site.run_for(120)
         assert closed(site) == set()
+
+
+async def test_a_charger_that_reports_no_smart_charging_is_never_sent_a_profile(
+        tmp_path: Path) -> None:
+    async with running_site(site_config(tmp_path)) as site:
+        old = [await site.add("OLD16", "ocpp1.6", reports_smart_charging=False),
+               await site.add("OLD201", "ocpp2.0.1", reports_smart_charging=False)]
+        # Learned from what they report (they would accept a profile if sent one): at most
+        # a floor sent before their report was read, and nothing after it.
+        await learned_uncontrollable(site, old)
+        live = site.server.planner.live  # type: ignore[union-attr]
+        assert all("reports" in (live.chargers[c.cp_id].uncontrollable or "") for c in old)
+        before = [await profile_calls(site, c.cp_id) for c in old]
+        assert max(before) <= 1
+        for c in old:
+            await c.plug_in(1, big_ev())
+        await site.run_for(300)
+        assert [await profile_calls(site, c.cp_id) for c in old] == before
+
+
+async def test_the_operator_can_say_a_charger_cannot_be_limited(tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    config.chargers = [ChargerSpec(match="OLD*", max_power_kw=22, max_current_a=32,
+                                   controllable=False),
+                       ChargerSpec(match="*", max_power_kw=22, max_current_a=32)]
+    async with running_site(config) as site:
+        old = await site.add("OLD1", "ocpp1.6")
+        await learned_uncontrollable(site, [old])
+        before = await profile_calls(site, "OLD1")
+        await old.plug_in(1, big_ev())
+        await site.run_for(300)
+        assert before <= 1 and await profile_calls(site, "OLD1") == before
