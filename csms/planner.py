@@ -21,7 +21,7 @@ from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
 from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
 from csms.live import ChargerState, ConnectorState, LiveState, connector_of_tx
-from csms.planning.admission import CLOSED_KEY, Admission
+from csms.planning.admission import CLOSED_KEY, Admission, worst_case_w
 from csms.planning.context import PlanContext, PresetsFor, TagPriority
 from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
@@ -33,7 +33,7 @@ from csms.planning.verdicts import Verdicts, is_lent, on_firmware, reading_input
 from csms.sites import ChargerFacts, SiteDirectory
 from csms.store import Store
 from loadmgmt.allocator import allocate
-from loadmgmt.limits import ExternalLimit, LimitValue
+from loadmgmt.limits import ExternalLimit, LimitValue, Resolved
 from loadmgmt.model import Allocation
 from loadmgmt.profiles import SendPolicy
 
@@ -91,6 +91,8 @@ class Planner:
         # site -> node -> amounts, of the site's last plan (nodes it let draw over their limit)
         self._overloaded: dict[str, dict[str, dict[str, float]]] = {}
         # Hear each plan's overloads (and the one that clears them): alerts, webhooks.
+        # site -> (what its unlimitable connectors may draw at once, its limit) in W.
+        self.unlimitable: dict[str, tuple[float, float | None]] = {}
         self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
         # site -> node -> the kW limit its last plan (since start) used; the networks view.
         self.limits_used: dict[str, dict[str, float | None]] = {}
@@ -176,6 +178,21 @@ class Planner:
         seen = {str(n): x.max_seen_w for n, x in cp.connectors.items()
                 if x.max_seen_w is not None}
         self._tasks.create_task(self.store.save_capabilities(c.cp_id, {"max_seen_w": seen}))
+
+    def _say_unlimitable(self, site_id: str, worst_w: float,
+                         resolved: dict[str, Resolved]) -> None:
+        """Flag (at start and on every change) a site whose unlimitable chargers alone could
+        draw more than its limit; `unlimitable` keeps the figures for the operator's views."""
+        limit = resolved.get(site_id)
+        limit_w = None if limit is None or limit.value.power_kw is None \
+            else limit.value.power_kw * 1000.0
+        now = (round(worst_w, 1), limit_w)
+        if self.unlimitable.get(site_id) == now:
+            return
+        self.unlimitable[site_id] = now
+        if limit_w is not None and worst_w > limit_w:
+            log.warning("site_unlimitable_can_exceed_limit", site_id=site_id,
+                        worst_case_w=round(worst_w, 1), limit_w=limit_w)
 
     def _say_overload(self, site_id: str, overloads: dict[str, dict[str, float]]) -> None:
         """Never silent: a plan that lets a node draw over its limit is logged at warning,
@@ -350,10 +367,12 @@ class Planner:
         if allocation.managed:
             await self._dispatcher.dispatch(site_id, snapshot, allocation, built.target_floors,
                                             built.states, now)
+        worst_w = worst_case_w(snapshot, built.states)
         overload = await record_plan(self.store, site_id, trigger, now, built.resolved,
-                                     snapshot, allocation)
+                                     snapshot, allocation, worst_w)
         self._say_overload(site_id, overload)
         self._admission.review(site_id, snapshot, built.states)
+        self._say_unlimitable(site_id, worst_w, built.resolved)
         self.limits_used[site_id] = {k: v.power_kw for k, v in snapshot.limits.items()}
         loop.next_due = self._site_loops.next_due(self._snapshots.chargers(site_id),
                                                   built.resolved, now)

@@ -28,7 +28,7 @@ from csms.config import Config, ConfigError, load_config
 from csms.logs import configure_logging
 from csms.security import hash_password
 from csms.service import probe_sqlite
-from csms.store import SqliteStore
+from csms.store import SqliteStore, Store
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
                   no_args_is_help=True, add_completion=False)
@@ -132,6 +132,43 @@ def sessions(config: ConfigOpt = None, active: Annotated[bool, typer.Option(
                       r.started_at.isoformat(timespec="seconds"),
                       r.stopped_at.isoformat(timespec="seconds") if r.stopped_at else "-",
                       f"{r.energy_kwh:.3f}")
+    console.print(table)
+
+
+async def _site_rows(store: Store) -> list[dict[str, Any]]:
+    """Each stored site with what its last plan said: limit, overloads, unlimitable draw."""
+    rows = []
+    for spec in await store.list_sites():
+        plans = await store.list_plans(spec["id"], limit=1)
+        inputs = plans[0]["inputs"] if plans else {}
+        rows.append({
+            "site": spec["id"], "max_power_kw": spec.get("max_power_kw"),
+            "last_plan": plans[0]["ts"] if plans else None,
+            "limit_kw": plans[0]["limit_kw"] if plans else None,
+            "overloaded": inputs.get("overloaded") or {},
+            "unlimitable_kw": round(float(inputs.get("unlimitable_w") or 0.0) / 1000.0, 3),
+        })
+    return rows
+
+
+@app.command()
+def sites(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List sites: limit, last plan, nodes over their limit, and what the chargers nobody
+    can limit could draw at once (flagged when that alone exceeds the limit)."""
+    cfg = _config(config)
+    rows = asyncio.run(_with_store(cfg, _site_rows))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("site", "limit kW", "last plan", "over its limit", "unlimitable kW")
+    for r in rows:
+        limit = r["limit_kw"] if r["limit_kw"] is not None else r["max_power_kw"]
+        over = ", ".join(f"{node} +{v['over_w'] / 1000.0:.1f} kW"
+                         for node, v in r["overloaded"].items()) or "-"
+        risky = limit is not None and r["unlimitable_kw"] > limit
+        table.add_row(r["site"], "-" if limit is None else f"{limit:g}", r["last_plan"] or "-",
+                      over, f"{r['unlimitable_kw']:g}" + (" (can exceed the limit)"
+                                                          if risky else ""))
     console.print(table)
 
 

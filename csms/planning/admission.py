@@ -43,6 +43,14 @@ def uncontrolled(snapshot: Snapshot, states: States) -> list[Uncontrolled]:
     return out
 
 
+def worst_case_w(snapshot: Snapshot, states: States) -> float:
+    """What the site's connectors we cannot limit may draw at once, each at the most it can
+    (whether or not admission keeps some closed): the operator's measure of the risk."""
+    by_key = {x.id: x for x in snapshot.connectors}
+    return sum(learned_max_w(c, by_key[key]) for key, (cp, c) in states.items()
+               if cannot_limit(cp, c))
+
+
 class Admission:
     """One per planner: after each plan, closes and reopens connectors of the site."""
 

@@ -39,7 +39,8 @@ def node_overloads(snapshot: Snapshot, resolved: dict[str, Resolved],
 
 async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
                       resolved: dict[str, Resolved], snapshot: Snapshot,
-                      allocation: Allocation) -> dict[str, dict[str, float]]:
+                      allocation: Allocation, unlimitable_w: float = 0.0,
+                      ) -> dict[str, dict[str, float]]:
     """Store one plan of `site_id`: what went in (counts, pins, limits), each connector's
     result, and the nodes it overloads (returned; empty when none)."""
     site_limit = resolved.get(site_id)
@@ -52,6 +53,8 @@ async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
         "limits": {k: {"power_kw": v.power_kw, "current_a": v.current_a, "source": v.source}
                    for k, v in snapshot.limits.items()},
         "overloaded": overload or None,
+        # What the connectors we cannot limit may draw at once (the operator's risk measure).
+        "unlimitable_w": round(unlimitable_w, 1),
     }
     # transaction_id and plan_w: what an optimization (HTTP view, webhook) shows of a session.
     result = {ca.connector_id: {"power_w": ca.power_w, "floor_w": ca.floor_w,

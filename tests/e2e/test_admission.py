@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from csms.config import ChargerSpec, SiteSpec
 from simulators.charger import SimCharger
 from tests.e2e.test_load_management import (
@@ -17,6 +19,7 @@ from tests.e2e.test_load_management import (
     running_site,
     site_config,
 )
+from tests.e2e.test_raw_clients import cli_json
 
 SITE_KW = 60.0
 
@@ -113,12 +116,22 @@ async def test_alert_only_leaves_unlimitable_connectors_open(tmp_path: Path) -> 
     config = site_config(tmp_path)
     config.sites = [SiteSpec(id="site", max_power_kw=SITE_KW, chargers=["*"],
                              uncontrollable="alert_only")]
-    async with running_site(config) as site:
-        old = [await site.add(f"OLD{i}", protocol(i), mode="no_smart_charging")
-               for i in range(4)]
-        await learned_uncontrollable(site, old)
-        await site.run_for(120)
-        assert closed(site) == set()
+    with capture_logs() as logs:
+        async with running_site(config) as site:
+            old = [await site.add(f"OLD{i}", protocol(i), mode="no_smart_charging")
+                   for i in range(4)]
+            await learned_uncontrollable(site, old)
+            await site.run_for(120)
+            assert closed(site) == set()
+            # Four connectors nobody can limit could draw 88 kW at once: the operator is told.
+            assert site.server.planner.unlimitable["site"] == (  # type: ignore[union-attr]
+                88_000.0, 60_000.0)
+            # And the CLI shows it from the store, beside the site's limit.
+            shown = await cli_json(str(config.store.path), tmp_path, "sites")
+            assert [(r["site"], r["unlimitable_kw"]) for r in shown] == [("site", 88.0)]
+    flagged = [e for e in logs if e["event"] == "site_unlimitable_can_exceed_limit"]
+    assert flagged and flagged[-1]["worst_case_w"] == 88_000.0
+    assert all(e["log_level"] == "warning" for e in flagged)
 
 
 async def test_a_charger_that_reports_no_smart_charging_is_never_sent_a_profile(
