@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from pydantic import ValidationError
 
+from csms.alerts import Alerts
 from csms.api_keys import ApiKeys
 from csms.api_optimizations import Optimizations
 from csms.api_sessions import ApiSessions
@@ -103,6 +104,10 @@ class Loadstar:
                                  self.optimizations.of_plan)
         self.webhooks.on_webhook_gone = self.api_sessions.webhook_gone
         self.webhook_delivery = WebhookDelivery(self.store, self.webhooks, self.clock)
+        # Over-limit plans and uncontrollable chargers, raised, kept and sent to webhooks.
+        self.alerts = Alerts(self.store, self.clock, self.directory, self.webhook_delivery.wake)
+        if self.planner is not None:
+            self.planner._verdicts.on_uncontrollable.append(self.alerts.on_uncontrollable)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.
@@ -172,13 +177,15 @@ class Loadstar:
             await self.server.start()
         except OSError as e:
             raise StartupError(f"cannot listen on {ocpp.host}:{ocpp.port}: {error_text(e)}") from e
+        await self.alerts.start(self.planner)
         await self.webhook_delivery.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self._housekeeping.add_done_callback(self._housekeeping_ended)
 
     async def _abandon_start(self) -> None:
         """Undo a partial start, best effort: each step may fail for the reason start did."""
-        steps = [self.server.stop, self.webhook_delivery.stop, self.store.close]
+        steps = [self.server.stop, self.alerts.stop, self.webhook_delivery.stop,
+                 self.store.close]
         if self.planner is not None:
             steps.insert(0, self.planner.stop)
         for step in steps:
@@ -200,6 +207,7 @@ class Loadstar:
         if self.planner is not None:
             await self.planner.stop()
         await self.relay.stop()
+        await self.alerts.stop()
         await self.webhook_delivery.stop()
         await self.commands.drain()
         await self.store.close()
@@ -252,3 +260,4 @@ class Loadstar:
         await self.store.prune_commands(now - timedelta(days=cfg.command_retention_days))
         # Settled webhook deliveries go with the plans they delivered.
         await self.store.prune_outbox(now - timedelta(days=cfg.plan_retention_days))
+        await self.store.prune_alerts(now - timedelta(days=cfg.plan_retention_days))

@@ -164,6 +164,9 @@ class WebhookDelivery:
 
     async def _deliver(self, row: OutboxRecord) -> None:
         now = self.clock.now()
+        if row.body is not None:  # an alert (csms.alerts): its body was made when it changed
+            await self._deliver_alert(row, row.body.encode("utf-8"), now)
+            return
         plan = await self.store.get_plan(row.plan_id)
         if plan is None:
             await self._finish(row, "expired", None, "the plan was pruned before delivery")
@@ -207,6 +210,38 @@ class WebhookDelivery:
         else:
             await self._finish(row, "rejected", code, f"HTTP {code}")
             log.warning("webhook_rejected", site_id=row.site_id, plan_id=row.plan_id,
+                        status=code)
+
+    async def _deliver_alert(self, row: OutboxRecord, body: bytes, now: datetime) -> None:
+        """POST an alert's body, signed as plans are; a 404 means nothing more than any other
+        refusal here (there are no sessions to end)."""
+        try:
+            target = self.webhooks.target(row.site_id)
+        except SecretError:
+            await self._finish(row, "rejected", None, "the stored secret cannot be decrypted")
+            return
+        if target is None:
+            await self._finish(row, "cancelled", None, "the site has no webhook now")
+            return
+        url, secret = target
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                   "X-Webhook-Signature": signature(secret, body)}
+        assert self._client is not None
+        try:
+            answer = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            await self._retry(row, None, f"{type(exc).__name__}: {exc}"[:200], now)
+            return
+        code = answer.status_code
+        if 200 <= code < 300:
+            await self._finish(row, "delivered", code, None)
+            log.info("webhook_alert_delivered", site_id=row.site_id, outbox_id=row.id,
+                     status=code, attempts=row.attempts + 1)
+        elif code >= 500 or code in RETRY_STATUSES:
+            await self._retry(row, code, f"HTTP {code}", now)
+        else:
+            await self._finish(row, "rejected", code, f"HTTP {code}")
+            log.warning("webhook_alert_rejected", site_id=row.site_id, outbox_id=row.id,
                         status=code)
 
     async def _finish(self, row: OutboxRecord, status: str, code: int | None,

@@ -12,7 +12,8 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
+from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
 from csms.clock import Clock, ScaledClock, parse_iso
 from csms.config import Config, ConfigError, load_config
@@ -29,6 +31,7 @@ from csms.logs import configure_logging
 from csms.security import hash_password
 from csms.service import probe_sqlite
 from csms.store import SqliteStore, Store
+from csms.store.base import AlertQuery
 
 app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
                   no_args_is_help=True, add_completion=False)
@@ -100,19 +103,61 @@ async def _with_store(config: Config, fn: Any) -> Any:
         await store.close()
 
 
+CAN = {True: "yes", False: "no", None: "?"}
+
+
 @app.command()
 def chargers(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """List charge points: id, protocol, online, status per connector."""
+    """List charge points: id, protocol, online, whether load management can limit it (and
+    why), status per connector."""
     cfg = _config(config)
     records = asyncio.run(_with_store(cfg, lambda s: s.list_charge_points()))
+
+    def operator(cp_id: str) -> bool | None:
+        """What config.toml says of the charger (its first matching [[chargers]])."""
+        found = next((c for c in cfg.chargers if fnmatchcase(cp_id, c.match)), None)
+        return None if found is None else found.controllable
+
     if as_json:
-        typer.echo(json.dumps([_jsonable(asdict(r)) for r in records], indent=2))
+        out = []
+        for r in records:
+            can, why = controllability(r.capabilities, r.firmware, operator(r.cp_id))
+            out.append({**_jsonable(asdict(r)), "controllable": can, "controllable_why": why})
+        typer.echo(json.dumps(out, indent=2))
         return
-    table = Table("charge point", "protocol", "online", "vendor / model", "connectors")
+    table = Table("charge point", "protocol", "online", "vendor / model", "controllable",
+                  "connectors")
     for r in records:
         conns = ", ".join(f"{c.connector_id}:{c.status}" for c in r.connectors) or "-"
+        can, why = controllability(r.capabilities, r.firmware, operator(r.cp_id))
         table.add_row(r.cp_id, r.protocol or "-", "yes" if r.online else "no",
-                      f"{r.vendor or '-'} / {r.model or '-'}", conns)
+                      f"{r.vendor or '-'} / {r.model or '-'}",
+                      f"{CAN[can]}: {why}", conns)
+    console.print(table)
+
+
+# `loadstar alerts --all` looks this far back.
+ALERTS_ALL_DAYS = 3650
+
+
+@app.command()
+def alerts(config: ConfigOpt = None, show_all: Annotated[bool, typer.Option(
+        "--all", help="also resolved alerts, not only open ones")] = False,
+        as_json: JsonOpt = False) -> None:
+    """List open alerts (over-limit sites and groups, chargers that cannot be limited)."""
+    cfg = _config(config)
+    now = datetime.now(UTC)
+    query = AlertQuery(start=now - timedelta(days=ALERTS_ALL_DAYS), end=now + timedelta(days=1),
+                       statuses=() if show_all else OPEN, limit=1000)
+    found, _ = asyncio.run(_with_store(cfg, lambda s: s.list_alerts(query)))
+    if as_json:
+        typer.echo(json.dumps([to_api(a) for a in found], indent=2))
+        return
+    table = Table("start", "status", "urgency", "name", "about", "description")
+    for a in found:
+        about = a.cp_id or a.node_id or a.site_id or "-"
+        table.add_row(a.start.isoformat(timespec="seconds"), a.status, a.urgency, a.name,
+                      about, a.description)
     console.print(table)
 
 

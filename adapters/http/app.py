@@ -18,6 +18,7 @@ from adapters.http.auth import require_scope, service_of
 from adapters.http.envelope import Envelope, success
 from adapters.http.routing import ApiRouter
 from adapters.http.views import (
+    alerts,
     capacities,
     charge_points,
     charging_sessions,
@@ -99,6 +100,6 @@ def create_app(service: Loadstar) -> FastAPI:
     app.include_router(system)
     for view in (networks, capacities, dr_events, charge_points, connectors, id_tags, vehicles,
                  configurations, charging_sessions, meter_values, optimizations, profiles,
-                 ocpp_messages):
+                 ocpp_messages, alerts):
         app.include_router(view.router)
     return app

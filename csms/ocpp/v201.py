@@ -170,8 +170,10 @@ def parse_capabilities(results: list[dict[str, Any]]) -> dict[str, Any]:
             caps[name] = int(str(raw[key]))
         except (KeyError, ValueError):
             pass
-    if "Enabled" in raw:
-        caps["smart_charging"] = str(raw["Enabled"]).lower() == "true"
+    # Only a real boolean says it: a charger answering nonsense is not thereby unlimitable.
+    enabled = str(raw.get("Enabled", "")).strip().lower()
+    if enabled in ("true", "false"):
+        caps["smart_charging"] = enabled == "true"
     return caps
 
 

@@ -7,6 +7,7 @@ really allow. Verdicts are kept per charger and firmware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +88,8 @@ class Verdicts:
         self._ctx = ctx
         self._models = models
         self._request = request
+        # Told (cp_id, firmware, reason) when a charger is learned uncontrollable: alerts.
+        self.on_uncontrollable: list[Callable[[str, str | None, str], None]] = []
 
     def on_reading(self, c: ConnectorState) -> bool:
         """Judge a connector's new reading; True when it draws more than it may (re-plan now)."""
@@ -187,6 +190,14 @@ class Verdicts:
                     reason=cp.uncontrollable)
         self.flag_ignoring(cp, {"uncontrollable": {"firmware": cp.firmware or "",
                                                    "reason": cp.uncontrollable}})
+        self._tell_uncontrollable(cp)
+
+    def _tell_uncontrollable(self, cp: ChargerState) -> None:
+        for listener in self.on_uncontrollable:
+            try:
+                listener(cp.cp_id, cp.firmware, cp.uncontrollable or "uncontrollable")
+            except Exception:  # a listener's fault must not stop the verdict
+                log.exception("uncontrollable_listener_failed", cp_id=cp.cp_id)
 
     def review_controllability(self, cp: ChargerState) -> None:
         """Whether `cp` can be limited, by what the operator configured, else what it reported
@@ -217,6 +228,7 @@ class Verdicts:
         cp.ignores_profiles, cp.follows_profiles = True, False
         for c in cp.connectors.values():
             c.ignoring = True
+        self._tell_uncontrollable(cp)
 
     async def _remember(self, cp_id: str, verdict: str, firmware: str,
                         also: dict[str, Any] | None = None) -> None:

@@ -352,6 +352,50 @@ class OutboxRecord:
     gone: list[list[Any]] | None  # [[cp_id, connector], ...] a 404 ended
     created_at: datetime
     finished_at: datetime | None
+    body: str | None = None  # an alert's delivery (plan_id 0): the body to POST as it is
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert (document 002 `/v2/alerts/`): open while `end` is None; `key` names what it is
+    about (one open alert per key), `details` its latest amounts."""
+
+    uuid: str
+    key: str
+    site_id: str | None
+    node_id: str | None
+    cp_id: str | None
+    connector_id: int | None
+    name: str
+    category: str
+    urgency: str
+    status: str  # Triggered | Acknowledged | Resolved
+    description: str
+    details: dict[str, Any]
+    notes: str | None
+    start: datetime
+    end: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    """Filters of the alerts list; an empty tuple filters nothing. Alerts overlapping
+    [start, end] match; `sort` is (field, asc|desc) pairs."""
+
+    start: datetime
+    end: datetime
+    site_ids: tuple[str, ...] = ()
+    node_ids: tuple[str, ...] = ()
+    cp_id: str | None = None
+    connector_id: int | None = None
+    names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    urgencies: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    sort: tuple[tuple[str, str], ...] = ()
+    limit: int = 100
+    offset: int = 0
 
 
 class Store(Protocol):
@@ -518,6 +562,14 @@ class Store(Protocol):
                            last_status: int | None, last_error: str | None) -> None: ...
     async def get_plan(self, plan_id: int) -> dict[str, Any] | None: ...
     async def prune_outbox(self, older_than: datetime) -> int: ...
+
+    # Alerts (sqlite_alerts); `delivery` is a webhook body queued with the write if the
+    # alert's site has a webhook
+    async def put_alert(self, alert: AlertRecord, delivery: str | None = None) -> None: ...
+    async def get_alert(self, alert_uuid: str) -> AlertRecord | None: ...
+    async def open_alerts(self) -> list[AlertRecord]: ...
+    async def list_alerts(self, query: AlertQuery) -> tuple[list[AlertRecord], int]: ...
+    async def prune_alerts(self, older_than: datetime) -> int: ...
 
     # API keys (hashed)
     async def add_api_key(self, key_hash: str, scopes: tuple[str, ...],

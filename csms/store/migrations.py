@@ -463,3 +463,32 @@ MIGRATIONS.append(
     CREATE INDEX network_records_site ON network_records (site_id, kind);
     """
 )
+
+MIGRATIONS.append(
+    # 14: alerts (over-limit plans, chargers that cannot be limited), at most one open per key;
+    # the webhook outbox also carries alert deliveries: plan_id 0 and the body to POST.
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        site_id TEXT,
+        node_id TEXT,
+        cp_id TEXT,
+        connector_id INTEGER,
+        name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        urgency TEXT NOT NULL,
+        status TEXT NOT NULL,
+        description TEXT NOT NULL,
+        details TEXT NOT NULL,
+        notes TEXT,
+        start TEXT NOT NULL,
+        "end" TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_open ON alerts (key) WHERE "end" IS NULL;
+    CREATE INDEX alerts_start ON alerts (start);
+    ALTER TABLE webhook_outbox ADD COLUMN body TEXT;
+    """
+)

@@ -22,7 +22,8 @@ def _outbox(row: aiosqlite.Row) -> OutboxRecord:
         attempts=row["attempts"], next_attempt_at=parse_iso(row["next_attempt_at"]),
         last_status=row["last_status"], last_error=row["last_error"],
         gone=None if row["gone"] is None else json.loads(row["gone"]),
-        created_at=parse_iso(row["created_at"]), finished_at=_dt(row["finished_at"]))
+        created_at=parse_iso(row["created_at"]), finished_at=_dt(row["finished_at"]),
+        body=row["body"])
 
 
 class WebhooksMixin(SqliteBase):
