@@ -88,6 +88,8 @@ class Planner:
         self._snapshots = Snapshots(self._ctx)
         self._model_book = ModelBook(self._ctx)
         self._verdicts = Verdicts(self._ctx, self._model_book, self.request)
+        # Hear each charger found unlimitable (cp_id, firmware, reason): alerts.
+        self.on_uncontrollable = self._verdicts.on_uncontrollable
         # site -> node -> amounts, of the site's last plan (nodes it let draw over their limit)
         self._overloaded: dict[str, dict[str, dict[str, float]]] = {}
         # Hear each plan's overloads (and the one that clears them): alerts, webhooks.
@@ -369,7 +371,7 @@ class Planner:
                                             built.states, now)
         worst_w = worst_case_w(snapshot, built.states)
         overload = await record_plan(self.store, site_id, trigger, now, built.resolved,
-                                     snapshot, allocation, worst_w)
+                                     snapshot, allocation, worst_w, built.target_floors)
         self._say_overload(site_id, overload)
         self._admission.review(site_id, snapshot, built.states)
         self._say_unlimitable(site_id, worst_w, built.resolved)

@@ -107,7 +107,7 @@ class Loadstar:
         # Over-limit plans and uncontrollable chargers, raised, kept and sent to webhooks.
         self.alerts = Alerts(self.store, self.clock, self.directory, self.webhook_delivery.wake)
         if self.planner is not None:
-            self.planner._verdicts.on_uncontrollable.append(self.alerts.on_uncontrollable)
+            self.planner.on_uncontrollable.append(self.alerts.on_uncontrollable)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from csms.store import Store
@@ -10,15 +11,21 @@ from loadmgmt.model import Allocation, Snapshot
 
 
 def node_overloads(snapshot: Snapshot, resolved: dict[str, Resolved],
-                   allocation: Allocation) -> dict[str, dict[str, float]]:
+                   allocation: Allocation, idle_floors: Mapping[str, float] | None = None,
+                   ) -> dict[str, dict[str, float]]:
     """Each node (the site, a group) whose connectors the plan lets draw more than the node's
-    power limit (grants, draws it cannot steer, idle connectors' floors), by how much."""
+    power limit (grants, draws it cannot steer, idle connectors' standing floors), by how much.
+
+    `idle_floors`: what each idle connector is given to draw on its own (its TxDefaultProfile);
+    an idle connector nobody can limit gets none and draws nothing until a car comes, which
+    `site_unlimitable_can_exceed_limit` and admission deal with, not this."""
     parent = {g.id: g.parent_id for g in snapshot.groups}
     parent.update({cp.id: cp.parent_id for cp in snapshot.charge_points})
     hangs_from = {c.id: c.parent_id for c in snapshot.connectors}
     counted: dict[str, float] = {}
     for ca in allocation.connectors:
-        w = ca.power_w if ca.active else max(ca.power_w, ca.floor_w)
+        idle_w = ca.floor_w if idle_floors is None else idle_floors.get(ca.connector_id, 0.0)
+        w = ca.power_w if ca.active else max(ca.power_w, idle_w)
         node: str | None = hangs_from.get(ca.connector_id, snapshot.site.id)
         seen: set[str] = set()
         while node is not None and node not in seen:  # up to the site (a cycle cannot loop)
@@ -40,11 +47,12 @@ def node_overloads(snapshot: Snapshot, resolved: dict[str, Resolved],
 async def record_plan(store: Store, site_id: str, trigger: str, now: datetime,
                       resolved: dict[str, Resolved], snapshot: Snapshot,
                       allocation: Allocation, unlimitable_w: float = 0.0,
+                      idle_floors: Mapping[str, float] | None = None,
                       ) -> dict[str, dict[str, float]]:
     """Store one plan of `site_id`: what went in (counts, pins, limits), each connector's
     result, and the nodes it overloads (returned; empty when none)."""
     site_limit = resolved.get(site_id)
-    overload = node_overloads(snapshot, resolved, allocation)
+    overload = node_overloads(snapshot, resolved, allocation, idle_floors)
     inputs = {
         "connectors": len(snapshot.connectors),
         "sessions": len(snapshot.sessions),

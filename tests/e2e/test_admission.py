@@ -8,7 +8,9 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from csms.clock import parse_iso
 from csms.config import ChargerSpec, SiteSpec
+from csms.store.base import AlertQuery, AlertRecord
 from simulators.charger import SimCharger
 from tests.e2e.test_load_management import (
     EPS_W,
@@ -164,3 +166,46 @@ async def test_the_operator_can_say_a_charger_cannot_be_limited(tmp_path: Path) 
         await old.plug_in(1, big_ev())
         await site.run_for(300)
         assert before <= 1 and await profile_calls(site, "OLD1") == before
+
+
+async def open_overload_alerts(site: Site) -> list[AlertRecord]:
+    now = site.clock.now()
+    found, _ = await site.server.alerts.list(AlertQuery(
+        start=now - timedelta(days=1), end=now + timedelta(days=1), site_ids=("site",),
+        names=("METER_VALUE_LIMIT_VIOLATION",)))
+    return [a for a in found if a.end is None]
+
+
+async def test_alert_only_raises_the_overload_within_one_plan_and_clears_it(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    config.sites = [SiteSpec(id="site", max_power_kw=SITE_KW, chargers=["*"],
+                             uncontrollable="alert_only")]
+    async with running_site(config) as site:
+        smart = [await site.add(f"SMART{i}", protocol(i)) for i in range(4)]
+        old = [await site.add(f"OLD{i}", protocol(i), mode="no_smart_charging")
+               for i in range(4)]
+        await learned_uncontrollable(site, old)
+        # Cars one by one on all eight: the third unlimitable one takes the site over 60 kW.
+        for s, o in zip(smart, old, strict=True):
+            await s.plug_in(1, big_ev())
+            await site.run_for(60)
+            await o.plug_in(1, big_ev())
+            await site.run_for(60)
+        plans = await site.planned_after(site.clock.start)
+        over = [p for p in plans if (p["inputs"].get("overloaded") or {}).get("site")]
+        assert over, "66 kW and more of unlimitable cars on a 60 kW site must be over"
+        first_over = over[0]
+        # Raised by the time the next plan came (the planner tells the alerts of each plan).
+        next_plans = [p for p in plans if p["id"] > first_over["id"]]
+        assert next_plans
+        alerts = await open_overload_alerts(site)
+        assert len(alerts) == 1 and alerts[0].node_id == "site"
+        assert alerts[0].start <= parse_iso(next_plans[0]["ts"])
+        # Two unlimitable cars leave: 44 kW fits, and the alert is resolved.
+        for o in old[2:]:
+            await o.unplug(1)
+        await site.until(lambda: site.server.planner is not None and not
+                         site.server.planner._overloaded.get("site"), 300)  # noqa: SLF001
+        await site.server.alerts.settled()
+        assert await open_overload_alerts(site) == []
