@@ -1,0 +1,130 @@
+"""Only physically possible meter values become numbers in the store and the plan (issue 11.4).
+
+A value that is not finite is dropped (SQLite cannot read NaN back, and an infinite draw would
+steer the plan); a negative import power is clamped to 0; a negative energy register is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from csms.ocpp.samples import samples_v16, samples_v201
+from csms.service import Loadstar
+from csms.store.base import MeterQuery
+from tests.raw_client import RawClient
+
+START = datetime.now(UTC).replace(microsecond=0)
+NOW = START.isoformat()
+POWER = "Power.Active.Import"
+ENERGY = "Energy.Active.Import.Register"
+
+
+def v16(value: str, measurand: str = POWER, at: str = NOW) -> list[dict]:
+    return [{"timestamp": at, "sampledValue": [
+        {"value": value, "measurand": measurand, "unit": "W"},
+        {"value": "1234", "measurand": ENERGY, "unit": "Wh"}]}]
+
+
+def v201(value: float, multiplier: int = 0, measurand: str = POWER) -> list[dict]:
+    return [{"timestamp": NOW, "sampledValue": [
+        {"value": value, "measurand": measurand,
+         "unitOfMeasure": {"unit": "W", "multiplier": multiplier}},
+        {"value": 1234.0, "measurand": ENERGY, "unitOfMeasure": {"unit": "Wh"}}]}]
+
+
+@pytest.mark.parametrize("text", ["1e309", "-1e309", "inf", "Infinity", "-inf", "nan", "NaN",
+                                  "9" * 400], ids=lambda t: t if len(t) < 20 else "400-nines")
+def test_a_1_6_value_that_is_not_finite_is_dropped_and_logged(text: str) -> None:
+    with capture_logs() as logs:
+        samples = samples_v16(v16(text))
+    assert [(s.measurand, s.value) for s in samples] == [(ENERGY, 1234.0)]
+    dropped = [e for e in logs if e["event"] == "sample_not_finite"]
+    assert len(dropped) == 1 and dropped[0]["measurand"] == POWER
+    assert dropped[0]["log_level"] == "warning"
+
+
+@pytest.mark.parametrize(("value", "multiplier"), [
+    (1.0, 400),            # 10.0**400 overflows
+    (1.0, 2**63 - 1),      # the largest multiplier a schema-valid message can carry
+    (1e300, 9),            # both finite, the product is not
+    (10**400, 0),          # a JSON integer no float can hold
+], ids=["10**400", "10**(2**63-1)", "1e300*10**9", "401-digit-integer"])
+def test_a_2_0_1_value_its_multiplier_makes_infinite_is_dropped_and_logged(
+        value: float, multiplier: int) -> None:
+    with capture_logs() as logs:
+        samples = samples_v201(v201(value, multiplier))
+    assert [(s.measurand, s.value) for s in samples] == [(ENERGY, 1234.0)]
+    assert [e["measurand"] for e in logs if e["event"] == "sample_not_finite"] == [POWER]
+
+
+def test_a_2_0_1_multiplier_still_scales_finite_values() -> None:
+    assert [s.value for s in samples_v201(v201(7.4, 3))] == [7400.0, 1234.0]
+    assert [s.value for s in samples_v201(v201(5.0, -400))] == [0.0, 1234.0]
+
+
+def test_a_negative_import_power_is_clamped_to_zero() -> None:
+    with capture_logs() as logs:
+        samples = samples_v16(v16("-35.5")) + samples_v201(v201(-0.2, 3))
+    assert [s.value for s in samples if s.measurand == POWER] == [0.0, 0.0]
+    assert sum(e["event"] == "sample_negative_clamped" for e in logs) == 2
+
+
+def test_a_negative_energy_register_is_dropped() -> None:
+    with capture_logs() as logs:
+        samples = samples_v16(v16("-5", ENERGY)) + samples_v201(v201(-5.0, 0, ENERGY))
+    assert [s.value for s in samples] == [1234.0, 1234.0]
+    assert sum(e["event"] == "sample_negative_dropped" for e in logs) == 2
+
+
+def test_a_measurand_that_can_be_negative_keeps_its_sign() -> None:
+    samples = samples_v16(v16("-0.93", "Power.Factor")) + samples_v16(v16("-800", "Power.Offered"))
+    assert sorted(s.value for s in samples if s.measurand != ENERGY) == [-800.0, -0.93]
+
+
+# -- what reaches the store -----------------------------------------------------------------
+
+
+async def stored(server: Loadstar, cp_id: str) -> list[float]:
+    return [r.value for r in await server.store.meter_series(MeterQuery(cp_ids=(cp_id,)))]
+
+
+async def test_a_1_6_charger_sending_non_finite_values_is_answered_and_nothing_non_finite_is_stored(
+        server: Loadstar, url: Callable[[str], str]) -> None:
+    client = await RawClient.connect(url("NAN16"), "ocpp1.6")
+    try:
+        await client.ok("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+        for i, text in enumerate(("1e309", "nan", "-inf")):
+            at = (START + timedelta(seconds=i)).isoformat()
+            await client.ok("MeterValues", {"connectorId": 1, "meterValue": v16(text, at=at)})
+        await client.ok("MeterValues", {"connectorId": 1, "meterValue": v16(
+            "-12", ENERGY, at=(START + timedelta(seconds=9)).isoformat())})
+        values = await stored(server, "NAN16")
+    finally:
+        await client.close()
+    # The energy register beside each bad value is kept: one bad value costs only itself.
+    assert values == [1234.0] * 4
+
+
+async def test_a_2_0_1_transaction_event_with_an_overflowing_sample_is_kept_without_it(
+        server: Loadstar, url: Callable[[str], str]) -> None:
+    client = await RawClient.connect(url("NAN201"), "ocpp2.0.1")
+    try:
+        await client.ok("BootNotification", {"reason": "PowerUp",
+                                             "chargingStation": {"vendorName": "V", "model": "M"}})
+        await client.ok("TransactionEvent", {
+            "eventType": "Started", "timestamp": NOW, "triggerReason": "CablePluggedIn",
+            "seqNo": 0, "transactionInfo": {"transactionId": "TX-INF"},
+            "evse": {"id": 1, "connectorId": 1}, "meterValue": v201(1.0, 400)})
+        await client.ok("MeterValues", {"evseId": 1, "meterValue": v201(1e300, 9)})
+        values = await stored(server, "NAN201")
+        sessions = await server.store.list_sessions(active_only=True)
+    finally:
+        await client.close()
+    assert values == [1234.0, 1234.0]
+    assert all(math.isfinite(v) for v in values)
+    assert [s.ocpp_tx_id for s in sessions if s.cp_id == "NAN201"] == ["TX-INF"]
