@@ -1,0 +1,157 @@
+"""Only plausible input steers the plan (issue 11.4), end to end with real chargers.
+
+A client that never booted Accepted takes no part in any plan, before a restart or after it;
+a charger reporting a value that is not finite changes no other charger's limit and leaves
+nothing in the store that is not a number.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from csms.clock import parse_iso
+from csms.store.base import MeterQuery
+from tests.e2e.test_charger_memory import restart
+from tests.e2e.test_load_management import (
+    Site,
+    answer_everything,
+    big_ev,
+    running_site,
+    site_config,
+    tx_limit,
+    tx_purpose,
+)
+from tests.raw_client import RawClient
+
+# A 22 kW car alone on the 50 kW site is given all it can draw: 31.2 A on three phases (the
+# chargers' step), 21.5 kW. Twenty connectors' floors (6 A each) would leave it nothing.
+FULL_W = 21_000.0
+
+
+async def tx_limits(site: Site, cp_id: str) -> list[float]:
+    """The limits of the TxProfiles `cp_id` accepted, oldest first."""
+    sent = sorted((c for c in await site.server.store.list_commands(cp_id, limit=10_000)
+                   if c.action == "SetChargingProfile" and c.status == "accepted"
+                   and tx_purpose(c)), key=lambda c: c.id)
+    return [tx_limit(c) for c in sent]
+
+
+async def planned_for(site: Site, key: str, since: Any) -> list[float]:
+    """What every plan started at or after `since` gave connector `key` (after asking one)."""
+    site.server.planner.request("site", "test")
+    plans = await site.planned_after(since)
+    return [p["result"][key]["power_w"] for p in plans
+            if parse_iso(p["ts"]) >= since and key in p["result"]]
+
+
+async def a_car_at_full_power(site: Site, cp_id: str, protocol: str) -> None:
+    charger = await site.add(cp_id, protocol)
+    await charger.plug_in(1, big_ev())
+    held = site.server.planner.live.charger(cp_id).connector(1)
+    await site.until(lambda: (held.held_tx_w or 0.0) >= FULL_W, 300)
+
+
+async def ghost_announces_twenty_connectors(site: Site, version: str, boot: bool) -> None:
+    """A client that never boots Accepted (`boot`: it tries, and is refused) announces 20
+    charging connectors, meters them, and leaves."""
+    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
+    ghost = await RawClient.connect(f"{site.url}/GHOST", subprotocol, answer_everything)
+    now = site.clock.now().isoformat()
+    try:
+        if boot:
+            answer = await ghost.ok("BootNotification",
+                                    {"chargePointVendor": "V", "chargePointModel": "M"})
+            assert answer["status"] == "Rejected"
+        for n in range(1, 21):
+            if version == "1.6":
+                status = {"connectorId": n, "errorCode": "NoError", "status": "Charging",
+                          "timestamp": now}
+                meter = {"connectorId": n, "meterValue": [{"timestamp": now, "sampledValue": [
+                    {"value": "22000", "measurand": "Power.Active.Import", "unit": "W"}]}]}
+            else:
+                status = {"timestamp": now, "connectorStatus": "Occupied", "evseId": n,
+                          "connectorId": 1}
+                meter = {"evseId": n, "meterValue": [{"timestamp": now, "sampledValue": [
+                    {"value": 22000.0, "measurand": "Power.Active.Import"}]}]}
+            for action, payload in (("StatusNotification", status), ("MeterValues", meter)):
+                reply = await ghost.call(action, payload)
+                assert reply[0] == 4 and reply[2] == "SecurityError", reply
+    finally:
+        await ghost.close()
+
+
+@pytest.mark.parametrize(("allow_unknown", "version", "boot"), [
+    (True, "1.6", False), (False, "1.6", False), (False, "1.6", True), (True, "2.0.1", False),
+], ids=["unknown-allowed-1.6", "unknown-refused-1.6", "boot-rejected-1.6",
+        "unknown-allowed-2.0.1"])
+async def test_a_client_that_never_booted_changes_no_other_chargers_limit(
+        tmp_path: Path, allow_unknown: bool, version: str, boot: bool) -> None:
+    config = site_config(tmp_path)
+    config.ocpp.allow_unknown_chargers = allow_unknown
+    async with running_site(config) as site:
+        for cp_id in ("SMART", "NEW"):
+            await site.server.store.register_charge_point(cp_id)
+        await a_car_at_full_power(site, "SMART", "ocpp1.6")
+        live = site.server.planner.live
+        before = await tx_limits(site, "SMART")
+
+        await ghost_announces_twenty_connectors(site, version, boot)
+        left_at = site.clock.now()
+        await site.run_for(60)  # plans on every trigger the ghost could have caused
+        assert min(await planned_for(site, "SMART/1", left_at)) >= FULL_W
+        assert min((await tx_limits(site, "SMART"))[len(before) - 1:]) == before[-1]
+        assert "GHOST" not in site.server.planner.chargers_in_plan("site")
+        assert not getattr(live.chargers.get("GHOST"), "connectors", None)
+
+        # A new process restores what the store holds: still nothing of the ghost.
+        await restart(site)
+        live = site.server.planner.live
+        assert not getattr(live.chargers.get("GHOST"), "connectors", None)
+        back_at = site.clock.now()
+        # New chargers on the site are still given power, and the old one keeps its own.
+        await a_car_at_full_power(site, "NEW", "ocpp2.0.1")
+        assert min(await planned_for(site, "NEW/1", site.clock.now())) >= FULL_W
+        assert min(await planned_for(site, "SMART/1", back_at)) >= FULL_W
+        assert "GHOST" not in site.server.planner.chargers_in_plan("site")
+
+
+async def test_a_charger_reporting_an_infinite_draw_changes_no_other_chargers_limit(
+        tmp_path: Path) -> None:
+    with capture_logs() as logs:
+        async with running_site(site_config(tmp_path)) as site:
+            await a_car_at_full_power(site, "SMART", "ocpp1.6")
+            before = await tx_limits(site, "SMART")
+            liar = await RawClient.connect(f"{site.url}/LIAR", "ocpp1.6", answer_everything)
+            try:
+                await liar.ok("BootNotification", {"chargePointVendor": "V",
+                                                   "chargePointModel": "M"})
+                started = await liar.ok("StartTransaction", {
+                    "connectorId": 1, "idTag": "T", "meterStart": 0,
+                    "timestamp": site.clock.now().isoformat()})
+                lie_at = site.clock.now()
+                for value in ("1e309", "nan", "-inf"):
+                    await liar.ok("MeterValues", {
+                        "connectorId": 1, "transactionId": started["transactionId"],
+                        "meterValue": [{"timestamp": site.clock.now().isoformat(),
+                                        "sampledValue": [
+                            {"value": value, "measurand": "Power.Active.Import",
+                             "unit": "W"},
+                            {"value": "100", "measurand": "Energy.Active.Import.Register",
+                             "unit": "Wh"}]}]})
+                    await site.run_for(1)
+                await site.run_for(60)
+                assert min(await planned_for(site, "SMART/1", lie_at)) >= FULL_W
+                assert min((await tx_limits(site, "SMART"))[len(before) - 1:]) == before[-1]
+                stored = await site.server.store.meter_series(MeterQuery(cp_ids=("LIAR",)))
+                assert stored and all(math.isfinite(r.value) for r in stored)
+                assert {r.measurand for r in stored} == {"Energy.Active.Import.Register"}
+                assert site.server.planner.live.charger("LIAR").connector(1).measured_w is None
+                assert sum(e["event"] == "sample_not_finite" and e["cp_id"] == "LIAR"
+                           for e in logs) == 3
+            finally:
+                await liar.close()
