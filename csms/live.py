@@ -17,6 +17,7 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
+from csms.plausible import ConnectorsDeclared
 
 POWER = "Power.Active.Import"
 
@@ -126,10 +127,17 @@ class LiveState:
             self.chargers[cp_id] = ChargerState(cp_id)
         return self.chargers[cp_id]
 
-    def apply(self, event: DomainEvent) -> ConnectorState | None:
+    def apply(self, event: DomainEvent | ConnectorsDeclared) -> ConnectorState | None:
         """Fold one event in; return the connector it concerns, if any."""
         cp = self.charger(event.cp_id)
         match event:
+            case ConnectorsDeclared(connectors=declared):
+                # Reported before the charger said how many it has: not real. A session on
+                # one is left to end (its car draws whatever the number says).
+                for n in [n for n, c in cp.connectors.items()
+                          if n > declared and c.tx_id is None]:
+                    del cp.connectors[n]
+                return None
             case ConnectionChanged(online=online, protocol=protocol):
                 cp.online = online
                 cp.protocol = protocol or cp.protocol

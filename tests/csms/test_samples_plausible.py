@@ -14,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from csms.ocpp.samples import samples_v16, samples_v201
+from csms.plausible import declared_connectors, is_declared, reported_evses
 from csms.service import Loadstar
 from csms.store.base import MeterQuery
 from tests.raw_client import RawClient
@@ -128,3 +129,26 @@ async def test_a_2_0_1_transaction_event_with_an_overflowing_sample_is_kept_with
     assert values == [1234.0, 1234.0]
     assert all(math.isfinite(v) for v in values)
     assert [s.ocpp_tx_id for s in sessions if s.cp_id == "NAN201"] == ["TX-INF"]
+
+
+# -- declared connectors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("capabilities", "declared"), [
+    ({}, None), ({"connectors": 2}, 2), ({"evses": 3}, 3),
+    # Nothing a charger could mean as a count: taken as not declared (every number counts).
+    ({"connectors": 0}, None), ({"connectors": -1}, None), ({"connectors": "2"}, None),
+    ({"connectors": True}, None),
+])
+def test_only_a_positive_whole_count_is_a_declaration(capabilities: dict, declared: int | None,
+                                                      ) -> None:
+    assert declared_connectors(capabilities) == declared
+    assert is_declared(capabilities, 3) == (declared is None or declared >= 3)
+
+
+def test_a_reports_evse_components_declare_its_highest_evse() -> None:
+    def evse(n: object) -> dict:
+        return {"component": {"name": "EVSE", "evse": {"id": n}}, "variable": {"name": "Power"}}
+    assert reported_evses([evse(1), evse(4), {"component": {"name": "Connector",
+                                                            "evse": {"id": 9}}}]) == 4
+    assert reported_evses([{"component": {"name": "SmartChargingCtrlr"}}, evse("x")]) is None

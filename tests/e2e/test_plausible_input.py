@@ -7,6 +7,7 @@ nothing in the store that is not a number.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,94 @@ async def test_a_charger_reporting_an_infinite_draw_changes_no_other_chargers_li
                            for e in logs) == 3
             finally:
                 await liar.close()
+
+
+def without_configuration_answer(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """Accept what the server asks, but leave GetConfiguration for the test to answer."""
+    return None if action == "GetConfiguration" else answer_everything(action, payload)
+
+
+def status16(n: int, now: str) -> dict[str, Any]:
+    return {"connectorId": n, "errorCode": "NoError", "status": "Preparing", "timestamp": now}
+
+
+async def test_connectors_a_1_6_charger_did_not_declare_leave_the_plan_and_stay_out(
+        tmp_path: Path) -> None:
+    with capture_logs() as logs:
+        async with running_site(site_config(tmp_path)) as site:
+            await a_car_at_full_power(site, "SMART", "ocpp1.6")
+            live = site.server.planner.live
+            liar = await RawClient.connect(f"{site.url}/TWO", "ocpp1.6",
+                                           without_configuration_answer)
+            try:
+                await liar.ok("BootNotification", {"chargePointVendor": "V",
+                                                   "chargePointModel": "M"})
+                now = site.clock.now().isoformat()
+                # Before it says how many it has, every number counts (as it always did).
+                for n in range(1, 21):
+                    await liar.ok("StatusNotification", status16(n, now))
+                assert set(live.chargers["TWO"].connectors) == set(range(1, 21))
+                while (ask := await liar.server_calls.get())[2] != "GetConfiguration":
+                    pass
+                await liar.ws.send(json.dumps([3, ask[1], {"configurationKey": [
+                    {"key": "NumberOfConnectors", "readonly": True, "value": "2"}],
+                    "unknownKey": []}]))
+                await site.until(lambda: set(live.chargers["TWO"].connectors) == {1, 2}, 60)
+                # From then on a third connector's reports are answered and change nothing.
+                for action, payload in (
+                        ("StatusNotification", status16(3, now)),
+                        ("MeterValues", {"connectorId": 7, "meterValue": [
+                            {"timestamp": now, "sampledValue": [
+                                {"value": "22000", "measurand": "Power.Active.Import",
+                                 "unit": "W"}]}]})):
+                    assert await liar.ok(action, payload) == {}
+                assert set(live.chargers["TWO"].connectors) == {1, 2}
+                undeclared = [(e["connector_id"], e["declared"]) for e in logs
+                              if e["event"] == "connector_undeclared" and e["cp_id"] == "TWO"]
+                assert undeclared == [(3, 2), (7, 2)]
+                held = live.charger("SMART").connector(1)
+                await site.until(lambda: (held.held_tx_w or 0.0) >= FULL_W, 300)
+                assert sorted(k for k in await planned_result_keys(site) if
+                              k.startswith("TWO/")) == ["TWO/1", "TWO/2"]
+            finally:
+                await liar.close()
+            # The store still holds the 18 it reported early; a new process takes none of them.
+            await restart(site)
+            assert set(site.server.planner.live.chargers["TWO"].connectors) == {1, 2}
+
+
+async def planned_result_keys(site: Site) -> set[str]:
+    """The connectors of the site's next plan."""
+    since = site.clock.now()
+    site.server.planner.request("site", "test")
+    plans = await site.planned_after(since)
+    return set(plans[-1]["result"])
+
+
+async def test_evses_a_2_0_1_station_did_not_report_take_no_part_in_the_plan(
+        tmp_path: Path) -> None:
+    with capture_logs() as logs:
+        async with running_site(site_config(tmp_path)) as site:
+            live = site.server.planner.live
+            station = await RawClient.connect(f"{site.url}/DUO", "ocpp2.0.1", answer_everything)
+            try:
+                await station.ok("BootNotification", {
+                    "reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M"}})
+                now = site.clock.now().isoformat()
+                await station.ok("NotifyReport", {
+                    "requestId": 1, "generatedAt": now, "seqNo": 0, "reportData": [
+                        {"component": {"name": "EVSE", "evse": {"id": n}},
+                         "variable": {"name": "Available"},
+                         "variableAttribute": [{"type": "Actual", "value": "true"}]}
+                        for n in (1, 2)]})
+                for n in (1, 2, 3, 20):
+                    await station.ok("StatusNotification", {
+                        "timestamp": now, "connectorStatus": "Occupied", "evseId": n,
+                        "connectorId": 1})
+                await site.until(lambda: set(live.charger("DUO").connectors) == {1, 2}, 60)
+                assert "DUO/3" not in await planned_result_keys(site)
+            finally:
+                await station.close()
+            assert set(live.chargers["DUO"].connectors) == {1, 2}
+            assert [e["connector_id"] for e in logs if e["event"] == "connector_undeclared"
+                    and e["cp_id"] == "DUO"] == [3, 20]
