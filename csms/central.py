@@ -102,7 +102,9 @@ class Central:
         declared, so connectors it reported before saying so (above that count) leave."""
         await self.store.save_capabilities(cp_id, capabilities)
         declared = self.declared(cp_id)
-        if declared is not None:
+        reported = self.store.charger_connectors().get(cp_id, frozenset())
+        # Only when it reported more than it declared: otherwise nothing changes to re-plan.
+        if declared is not None and any(n > declared for n in reported):
             self.bus.publish(ConnectorsDeclared(cp_id, declared))
 
     async def report(self, cp_id: str, report_data: list[dict[str, Any]]) -> None:
