@@ -123,7 +123,7 @@ class Snapshots:
             # and counts at its draw only when a reading shows more than its maximum.
             if c.measured_w is not None and c.measured_w > conn.max_w() + margin:
                 pinned = c.measured_w
-        elif not cp.online:
+        elif not cp.online or self._ctx.live.silent(cp, c, now):
             pinned = current_w(c, conn, now)
         elif c.measured_w is not None and c.measured_w > current_w(c, conn, now) + margin:
             # Drawing more than we allowed: count what it draws now, before it is even flagged.

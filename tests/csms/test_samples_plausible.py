@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from structlog.testing import capture_logs
 
+from csms.config import Config
+from csms.domain import Metered
+from csms.live import LiveState
 from csms.ocpp.samples import samples_v16, samples_v201
 from csms.plausible import declared_connectors, is_declared, reported_evses
 from csms.service import Loadstar
@@ -152,3 +155,47 @@ def test_a_reports_evse_components_declare_its_highest_evse() -> None:
     assert reported_evses([evse(1), evse(4), {"component": {"name": "Connector",
                                                             "evse": {"id": 9}}}]) == 4
     assert reported_evses([{"component": {"name": "SmartChargingCtrlr"}}, evse("x")]) is None
+
+
+# -- silent sessions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("settings", "silent_after_s"), [
+    ({}, 900.0),                                               # 3 x 60 s, but at least 900 s
+    ({"ocpp": {"meter_sample_interval_s": 600}}, 1800.0),      # three missed readings
+    ({"ocpp": {"meter_sample_interval_s": 0}}, 0.0),           # no readings: silence is normal
+    ({"load": {"connector_silent_after_s": 60}}, 60.0),        # as set
+])
+def test_the_silence_before_a_session_stops_being_planned_follows_the_meter_interval(
+        settings: dict, silent_after_s: float) -> None:
+    assert Config.model_validate(settings).load.connector_silent_after_s == silent_after_s
+
+
+class Ticking:
+    def __init__(self) -> None:
+        self.at = START
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def test_a_session_is_silent_once_unheard_of_for_longer_than_the_limit() -> None:
+    clock = Ticking()
+    live = LiveState(clock, 100.0)
+    cp = live.charger("CP")
+    cp.online = True
+    idle, busy = cp.connector(1), cp.connector(2)
+    busy.tx_id = "7"  # restored at start: unheard of since then
+    clock.at = START + timedelta(seconds=100)
+    assert not live.silent(cp, busy, clock.now())
+    clock.at = START + timedelta(seconds=101)
+    with capture_logs() as logs:
+        assert live.silent(cp, busy, clock.now())
+        assert live.silent(cp, busy, clock.now())
+        assert not live.silent(cp, idle, clock.now())  # no session: counted at its floor anyway
+        live.apply(Metered("CP", 2, ()))
+        assert not live.silent(cp, busy, clock.now() + timedelta(seconds=100))
+    assert [e["event"] for e in logs] == ["connector_silent", "connector_heard_again"]
+    cp.online = False  # an offline charger is counted at what it holds anyway
+    assert not live.silent(cp, busy, clock.now() + timedelta(seconds=500))
+    assert not LiveState(clock, 0.0).silent(cp, busy, clock.now() + timedelta(days=1))

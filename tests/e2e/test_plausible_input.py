@@ -247,3 +247,59 @@ async def test_evses_a_2_0_1_station_did_not_report_take_no_part_in_the_plan(
             assert set(live.chargers["DUO"].connectors) == {1, 2}
             assert [e["connector_id"] for e in logs if e["event"] == "connector_undeclared"
                     and e["cp_id"] == "DUO"] == [3, 20]
+
+
+async def until_planned(site: Site, check: Any, limit_s: float) -> dict[str, Any]:
+    """Plan the site every 10 simulated seconds until a plan's result passes `check`."""
+    t0 = site.t()
+    while True:
+        since = site.clock.now()
+        site.server.planner.request("site", "test")
+        result = (await site.planned_after(since))[-1]["result"]
+        if check(result):
+            return result
+        if site.t() - t0 > limit_s:
+            raise AssertionError(f"no plan passed within {limit_s} simulated s: {result}")
+        await site.run_for(10)
+
+
+async def test_a_session_nobody_hears_of_stops_taking_a_share_and_gets_it_back_when_heard(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    silent_s = 120.0
+    config.load.connector_silent_after_s = silent_s
+    with capture_logs() as logs:
+        async with running_site(config) as site:
+            mute = await RawClient.connect(f"{site.url}/MUTE", "ocpp1.6", answer_everything)
+            try:
+                await mute.ok("BootNotification", {"chargePointVendor": "V",
+                                                   "chargePointModel": "M"})
+                started = await mute.ok("StartTransaction", {
+                    "connectorId": 1, "idTag": "T", "meterStart": 0,
+                    "timestamp": site.clock.now().isoformat()})
+                talking = [await site.add(f"CAR{i}", protocol) for i, protocol in
+                           enumerate(("ocpp1.6", "ocpp2.0.1"))]
+                for c in talking:
+                    await c.plug_in(1, big_ev())
+                keys = ("CAR0/1", "CAR1/1")
+                # Three sessions want 66 kW of the 50: the two that talk get less than all.
+                await until_planned(site, lambda r: all(
+                    k in r and r[k]["power_w"] < FULL_W for k in keys), 120)
+                quiet_from = site.clock.now()
+                # Unheard of, the third counts at what it holds until that lapses, then at its
+                # floor: the two that talk get all they can draw.
+                result = await until_planned(site, lambda r: r["MUTE/1"]["pinned"] and all(
+                    r[k]["power_w"] >= FULL_W for k in keys), silent_s + 2 * 300.0)
+                assert result["MUTE/1"]["power_w"] < 5_000.0
+                assert (site.clock.now() - quiet_from).total_seconds() > silent_s
+                assert [e["cp_id"] for e in logs if e["event"] == "connector_silent"] == ["MUTE"]
+                # It speaks: it is planned as charging again.
+                await mute.ok("MeterValues", {
+                    "connectorId": 1, "transactionId": started["transactionId"],
+                    "meterValue": [{"timestamp": site.clock.now().isoformat(), "sampledValue": [
+                        {"value": "4000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+                await until_planned(site, lambda r: not r["MUTE/1"]["pinned"], 60)
+                assert any(e["event"] == "connector_heard_again" and e["cp_id"] == "MUTE"
+                           for e in logs)
+            finally:
+                await mute.close()
