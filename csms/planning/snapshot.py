@@ -123,7 +123,7 @@ class Snapshots:
             # and counts at its draw only when a reading shows more than its maximum.
             if c.measured_w is not None and c.measured_w > conn.max_w() + margin:
                 pinned = c.measured_w
-        elif not cp.online or self._ctx.live.silent(cp, c, now):
+        elif not cp.online:
             pinned = current_w(c, conn, now)
         elif c.measured_w is not None and c.measured_w > current_w(c, conn, now) + margin:
             # Drawing more than we allowed: count what it draws now, before it is even flagged.
@@ -135,6 +135,8 @@ class Snapshots:
                 max(c.measured_w, current_w(c, conn, now))
         elif c.pinned_w is not None:
             pinned = c.pinned_w
+        elif self._ctx.live.silent(cp, c, now):  # unheard of: what it holds, no share
+            pinned = current_w(c, conn, now)
         vehicle_kw = None
         energy = departure = None
         if c.needs is not None:

@@ -303,3 +303,35 @@ async def test_a_session_nobody_hears_of_stops_taking_a_share_and_gets_it_back_w
                            for e in logs)
             finally:
                 await mute.close()
+
+
+async def test_a_silent_session_last_seen_drawing_over_its_limit_stays_counted_at_that_draw(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    silent_s = 120.0
+    config.load.connector_silent_after_s = silent_s
+    async with running_site(config) as site:
+        mute = await RawClient.connect(f"{site.url}/MUTE", "ocpp1.6", answer_everything)
+        try:
+            await mute.ok("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+            started = await mute.ok("StartTransaction", {
+                "connectorId": 1, "idTag": "T", "meterStart": 0,
+                "timestamp": site.clock.now().isoformat()})
+            for i, protocol in enumerate(("ocpp1.6", "ocpp2.0.1")):
+                await (await site.add(f"CAR{i}", protocol)).plug_in(1, big_ev())
+            held = site.server.planner.live.charger("MUTE").connector(1)
+            await site.until(lambda: (held.held_tx_w or FULL_W) < 18_000.0, 120)
+            # Its one word: it draws 22 kW, well over what it accepted; then nothing.
+            await mute.ok("MeterValues", {
+                "connectorId": 1, "transactionId": started["transactionId"],
+                "meterValue": [{"timestamp": site.clock.now().isoformat(), "sampledValue": [
+                    {"value": "22000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+            quiet_from = site.clock.now()
+            await site.run_for(silent_s + 300.0)  # silent, and its TxProfile has lapsed
+            assert site.server.planner.live.silent(
+                site.server.planner.live.chargers["MUTE"], held, site.clock.now())
+            result = await until_planned(site, lambda r: True, 0)
+            assert (site.clock.now() - quiet_from).total_seconds() > silent_s
+            assert result["MUTE/1"]["pinned"] and result["MUTE/1"]["power_w"] >= 22_000.0
+        finally:
+            await mute.close()
