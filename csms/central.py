@@ -29,6 +29,7 @@ from csms.domain import (
     TransactionStarted,
 )
 from csms.events import EventBus
+from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evses
 from csms.store import Store
 
 log = structlog.get_logger("csms.central")
@@ -82,7 +83,44 @@ class Central:
         await self.store.set_online(cp_id, online, protocol, self.now())
         self.bus.publish(ConnectionChanged(cp_id, online, protocol))
 
+    def declared(self, cp_id: str) -> int | None:
+        """How many connectors (EVSEs) `cp_id` declared; None: it declared none."""
+        return declared_connectors(self.store.capabilities([cp_id]).get(cp_id, {}))
+
+    def _undeclared(self, cp_id: str, connector_id: int, action: str) -> bool:
+        """Whether `connector_id` is above what `cp_id` declared (logged): such a connector
+        cannot be real, so what it reports must not add it to a plan."""
+        declared = self.declared(cp_id)
+        if declared is None or connector_id <= declared:
+            return False
+        log.warning("connector_undeclared", cp_id=cp_id, connector_id=connector_id,
+                    declared=declared, action=action)
+        return True
+
+    async def save_capabilities(self, cp_id: str, capabilities: dict[str, Any]) -> None:
+        """Keep what a charger said it can do; tell the planner how many connectors it
+        declared, so connectors it reported before saying so (above that count) leave."""
+        await self.store.save_capabilities(cp_id, capabilities)
+        declared = self.declared(cp_id)
+        reported = self.store.charger_connectors().get(cp_id, frozenset())
+        # Only when it reported more than it declared: otherwise nothing changes to re-plan.
+        if declared is not None and any(n > declared for n in reported):
+            self.bus.publish(ConnectorsDeclared(cp_id, declared))
+
+    async def report(self, cp_id: str, report_data: list[dict[str, Any]]) -> None:
+        """Keep a 2.0.1 device-model report; its EVSE components declare the station's EVSEs
+        (the highest id seen: a report comes in parts, each may list some of them)."""
+        await self.store.save_variables(cp_id, report_data, self.now())
+        evses = reported_evses(report_data)
+        known = self.store.capabilities([cp_id]).get(cp_id, {}).get("evses")
+        if evses is not None and (type(known) is not int or evses > known):
+            await self.save_capabilities(cp_id, {"evses": evses})
+
     async def status(self, event: StatusChanged) -> None:
+        """Record a connector's status; one the charger did not declare is answered only
+        (not stored: the store's connectors are the plan's after a restart)."""
+        if self._undeclared(event.cp_id, event.connector_id, "StatusNotification"):
+            return
         await self.store.record_status(event)
         self.bus.publish(event)
 
@@ -111,8 +149,10 @@ class Central:
         return StartDecision(session_id, info, duplicate)
 
     async def meter_values(self, event: Metered) -> None:
+        """Store samples; those of a connector the charger did not declare steer no plan."""
         await self.store.add_meter_values(event)
-        self.bus.publish(event)
+        if not self._undeclared(event.cp_id, event.connector_id, "MeterValues"):
+            self.bus.publish(event)
 
     async def end_transaction(self, event: TransactionEnded) -> IdTagInfo | None:
         known = await self.store.end_transaction(event)

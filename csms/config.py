@@ -26,6 +26,8 @@ PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Id = Annotated[str, Field(min_length=1)]
 LEVELS = ("debug", "info", "warning", "error", "critical")
+# The shortest default silence before a session stops being planned as charging (s).
+SILENT_AT_LEAST_S = 900.0
 
 
 class ConfigError(Exception):
@@ -283,6 +285,13 @@ class LoadConfig(_Section):
     # A charger offline this long (and with no open session) leaves the plans, and so its
     # connectors' floors stop being reserved; it rejoins with its first message.
     forget_offline_after_s: Positive = 7 * 86400.0
+    # A session on a connected charger that has said nothing about it (status, meter values,
+    # transaction event) this long is no longer planned as charging: it counts at what it may
+    # draw (its TxProfile until that lapses, then its floor) and gets no share. 0: never.
+    # Unset: three missed meter readings (ocpp.meter_sample_interval_s), at least 900 s, so
+    # a car paused by its owner or a slow meter is not taken for a dead one; 0 when no
+    # periodic readings are asked for (silence is then normal).
+    connector_silent_after_s: NonNegative | None = None
 
 
 class Config(BaseModel):
@@ -297,6 +306,15 @@ class Config(BaseModel):
     load: LoadConfig = Field(default_factory=LoadConfig)
     sites: list[SiteSpec] = Field(default_factory=list)
     chargers: list[ChargerSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _silence(self) -> Config:
+        """Derive `load.connector_silent_after_s` from the meter interval when it is unset."""
+        if self.load.connector_silent_after_s is None:
+            interval = self.ocpp.meter_sample_interval_s
+            self.load.connector_silent_after_s = \
+                max(SILENT_AT_LEAST_S, 3.0 * interval) if interval else 0.0
+        return self
 
     @model_validator(mode="after")
     def _unique_nodes(self) -> Config:

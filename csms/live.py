@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
+
+from csms.clock import Clock
+from csms.config import SILENT_AT_LEAST_S
 from csms.domain import (
     Booted,
     ConnectionChanged,
@@ -17,6 +21,9 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
+from csms.plausible import ConnectorsDeclared
+
+log = structlog.get_logger("csms.live")
 
 POWER = "Power.Active.Import"
 
@@ -48,6 +55,8 @@ class ConnectorState:
     id_tag: str | None = None
     measured_w: float | None = None
     measured_at: datetime | None = None
+    # When the charger last said anything about this connector (None: not since our start).
+    heard_at: datetime | None = None
     needs: EvChargingNeeds | None = None
     # Set through the HTTP API (enrichment, or a session run by another CSMS).
     api: ApiDemand | None = None
@@ -124,20 +133,63 @@ def measured_power_w(samples: tuple[Sample, ...]) -> tuple[float, datetime] | No
 
 
 class LiveState:
-    """Chargers and connectors by id, updated by `apply(event)`; returns the charger touched."""
+    """Chargers and connectors by id, updated by `apply(event)`; returns the charger touched.
 
-    def __init__(self) -> None:
+    With a clock it also knows which sessions went silent (`silent`): no word about their
+    connector for `silent_after_s` (None: SILENT_AT_LEAST_S, 0: never silent).
+    """
+
+    def __init__(self, clock: Clock | None = None, silent_after_s: float | None = None) -> None:
         self.chargers: dict[str, ChargerState] = {}
+        self._clock = clock
+        self._silent_after_s = SILENT_AT_LEAST_S if silent_after_s is None else silent_after_s
+        # Connectors restored at start were last heard of, at the latest, then.
+        self._started_at = None if clock is None else clock.now()
+        self._silent: set[tuple[str, int]] = set()
+
+    def silent(self, cp: ChargerState, c: ConnectorState, now: datetime) -> bool:
+        """Whether `c`'s session, on a connected charger, has gone unheard of too long to be
+        planned as charging (it then counts at what it may draw). Logs each change once."""
+        since = c.heard_at or self._started_at
+        if not cp.online or c.tx_id is None or since is None or self._silent_after_s <= 0 \
+                or (now - since).total_seconds() <= self._silent_after_s:
+            return False
+        if (c.cp_id, c.connector_id) not in self._silent:
+            self._silent.add((c.cp_id, c.connector_id))
+            log.warning("connector_silent", cp_id=c.cp_id, connector_id=c.connector_id,
+                        transaction_id=c.tx_id, silent_s=round((now - since).total_seconds()))
+        return True
+
+    def _heard(self, c: ConnectorState) -> None:
+        if self._clock is None:
+            return
+        c.heard_at = self._clock.now()
+        if (c.cp_id, c.connector_id) in self._silent:
+            self._silent.discard((c.cp_id, c.connector_id))
+            log.info("connector_heard_again", cp_id=c.cp_id, connector_id=c.connector_id)
 
     def charger(self, cp_id: str) -> ChargerState:
         if cp_id not in self.chargers:
             self.chargers[cp_id] = ChargerState(cp_id)
         return self.chargers[cp_id]
 
-    def apply(self, event: DomainEvent) -> ConnectorState | None:
-        """Fold one event in; return the connector it concerns, if any."""
+    def apply(self, event: DomainEvent | ConnectorsDeclared) -> ConnectorState | None:
+        """Fold one event in; return the connector it concerns, if any (heard from now)."""
+        c = self._fold(event)
+        if c is not None:
+            self._heard(c)
+        return c
+
+    def _fold(self, event: DomainEvent | ConnectorsDeclared) -> ConnectorState | None:
         cp = self.charger(event.cp_id)
         match event:
+            case ConnectorsDeclared(connectors=declared):
+                # Reported before the charger said how many it has: not real. A session on
+                # one is left to end (its car draws whatever the number says).
+                for n in [n for n, c in cp.connectors.items()
+                          if n > declared and c.tx_id is None]:
+                    del cp.connectors[n]
+                return None
             case ConnectionChanged(online=online, protocol=protocol):
                 cp.online = online
                 cp.protocol = protocol or cp.protocol

@@ -30,6 +30,7 @@ from csms.planning.models import ModelBook
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
 from csms.planning.verdicts import Verdicts, is_lent, on_firmware, reading_inputs
+from csms.plausible import is_declared
 from csms.sites import ChargerFacts, SiteDirectory
 from csms.store import Store
 from loadmgmt.allocator import allocate
@@ -136,7 +137,7 @@ class Planner:
             cp.follows_profiles = not cp.ignores_profiles and on_firmware(
                 record.capabilities.get("follows_profiles"), record.firmware)
             for conn in record.connectors:
-                if conn.connector_id > 0:
+                if conn.connector_id > 0 and is_declared(record.capabilities, conn.connector_id):
                     cp.connector(conn.connector_id).status = conn.status
             for n in record.capabilities.get(CLOSED_KEY) or ():
                 if isinstance(n, int) and n > 0:

@@ -176,7 +176,7 @@ async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     caps["configured"] = results
     caps["unknown_keys"] = answer.get("unknownKey") or []
     caps["configured_for"] = fingerprint
-    await ctx.central.store.save_capabilities(ctx.cp_id, caps)
+    await ctx.central.save_capabilities(ctx.cp_id, caps)
 
 
 def profile_payload(profile: ChargingProfile) -> Payload:

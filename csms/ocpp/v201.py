@@ -95,8 +95,7 @@ async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def notify_report(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.central.store.save_variables(ctx.cp_id, p.get("reportData") or [],
-                                           ctx.central.now())
+    await ctx.central.report(ctx.cp_id, p.get("reportData") or [])
     return {}
 
 
@@ -198,7 +197,7 @@ async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     caps = parse_capabilities(answer.get("getVariableResult", []))
     caps["configured"] = configured
     caps["configured_for"] = fingerprint
-    await ctx.central.store.save_capabilities(ctx.cp_id, caps)
+    await ctx.central.save_capabilities(ctx.cp_id, caps)
 
 
 def profile_payload(profile: ChargingProfile) -> Payload:

@@ -36,7 +36,7 @@ class PlanContext:
         self.commands = commands
         self.clock = clock
         self.config = config
-        self.live = LiveState()
+        self.live = LiveState(clock, config.connector_silent_after_s)
         self.held: dict[str, Held] = {}
         # The planner's task group while it runs: site loops and follow-up work are its children.
         self.tasks: asyncio.TaskGroup | None = None

@@ -148,6 +148,8 @@ class Snapshots:
                 max(c.measured_w, current_w(c, conn, now))
         elif c.pinned_w is not None:
             pinned = c.pinned_w
+        elif self._ctx.live.silent(cp, c, now):  # unheard of: what it holds, no share
+            pinned = current_w(c, conn, now)
         vehicle_kw = None
         energy = departure = None
         if c.needs is not None:
