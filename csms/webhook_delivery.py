@@ -79,6 +79,8 @@ class WebhookDelivery:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        # Outbox rows whose attempt ended since the outbox was last read (see _start_due).
+        self._finished: set[int] = set()
         self.attempts = 0
         self.changed = asyncio.Condition()
 
@@ -135,19 +137,26 @@ class WebhookDelivery:
         the next one that is not yet due will be."""
         now = self.clock.now()
         next_due: datetime | None = None
-        for row in await self.store.pending_outbox_heads():
-            if row.site_id in self._in_flight:
+        finished_before = set(self._finished)
+        heads = await self.store.pending_outbox_heads()
+        # An attempt that ended while the outbox was read is read here as it was before: it
+        # must not start again (delivered twice, or retried before its backoff).
+        stale = self._finished - finished_before
+        self._finished = stale
+        for row in heads:
+            if row.site_id in self._in_flight or row.id in stale:
                 continue
             if retry_all or row.next_attempt_at <= now:
                 task = asyncio.create_task(self._attempt(row), name=f"webhook-{row.site_id}")
                 self._in_flight[row.site_id] = task
-                task.add_done_callback(lambda _, s=row.site_id: self._done(s))
+                task.add_done_callback(lambda _, s=row.site_id, i=row.id: self._done(s, i))
             elif next_due is None or row.next_attempt_at < next_due:
                 next_due = row.next_attempt_at
         return next_due
 
-    def _done(self, site_id: str) -> None:
+    def _done(self, site_id: str, row_id: int) -> None:
         self._in_flight.pop(site_id, None)
+        self._finished.add(row_id)
         self._wake.set()  # the site's next plan may go now
 
     async def _attempt(self, row: OutboxRecord) -> None:
