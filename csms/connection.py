@@ -146,7 +146,12 @@ class ChargerConnection:
     async def _send_text(self, text: str, message_type: int, unique_id: str,
                          action: str | None) -> None:
         self._log_frame("out", message_type, unique_id, action, text)
-        await self.ws.send(text)
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            # The charger left while we answered: what it sent before leaving is still in the
+            # socket's buffer and is read and handled; only this answer cannot reach it.
+            log.info("answer_not_delivered", message_id=unique_id, action=action)
 
     async def _answer_error(self, unique_id: str, exc: OcppError, action: str | None) -> None:
         code = exc.code_for(self.version)

@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from csms.domain import ConnectionChanged
 from csms.service import Loadstar
 from tests.raw_client import RawClient
 
@@ -177,3 +178,24 @@ async def test_ocpp201_reports_and_charging_needs_are_stored(server: Loadstar, u
             "SELECT kind FROM charger_events WHERE cp_id='NOTE201' ORDER BY id") as cur:
         kinds = [r[0] for r in await cur.fetchall()]
     assert kinds == ["NotifyChargingLimit", "ReportChargingProfiles"]
+
+
+async def test_frames_sent_just_before_a_close_are_all_handled(server: Loadstar, url) -> None:
+    """A charger that sends and leaves at once: our answer to its first frame cannot go out,
+    and the frames it sent after that are still handled."""
+    c = await RawClient.connect(url("BURST"), "ocpp1.6")
+    await c.ok("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "X1"})
+    gone = asyncio.Event()
+    server.bus.listen(lambda e: gone.set() if isinstance(e, ConnectionChanged)
+                      and e.cp_id == "BURST" and not e.online else None)
+    # Three statuses and the close in one write: the server reads the close before it answers.
+    protocol = c.ws.protocol
+    for n in (1, 2, 3):
+        protocol.send_text(json.dumps([2, f"s{n}", "StatusNotification", {
+            "connectorId": n, "errorCode": "NoError", "status": "Available"}]).encode())
+    protocol.send_close(1000)
+    c.ws.transport.write(b"".join(protocol.data_to_send()))
+    await asyncio.wait_for(gone.wait(), 10)
+    record = await server.store.get_charge_point("BURST")
+    assert record is not None
+    assert sorted(x.connector_id for x in record.connectors) == [1, 2, 3]
