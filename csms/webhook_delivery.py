@@ -180,30 +180,16 @@ class WebhookDelivery:
         if plan is None:
             await self._finish(row, "expired", None, "the plan was pruned before delivery")
             return
-        try:
-            target = self.webhooks.target(row.site_id)
-        except SecretError:
-            await self._finish(row, "rejected", None, "the stored secret cannot be decrypted")
-            log.error("webhook_secret_unreadable", site_id=row.site_id)
-            return
+        target = await self._target(row)
         if target is None:
-            await self._finish(row, "cancelled", None, "the site has no webhook now")
             return
         optimizations = await self.webhooks.shape(plan)
         if not optimizations:
             await self._finish(row, "skipped", None, None, attempted=False)
             return
-        url, secret = target
-        body = body_of(optimizations)
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "X-Webhook-Signature": signature(secret, body)}
-        assert self._client is not None
-        try:
-            answer = await self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            await self._retry(row, None, f"{type(exc).__name__}: {exc}"[:200], now)
+        code = await self._post(row, target, body_of(optimizations), now)
+        if code is None:
             return
-        code = answer.status_code
         if 200 <= code < 300:
             await self._finish(row, "delivered", code, None)
             log.info("webhook_delivered", site_id=row.site_id, plan_id=row.plan_id,
@@ -224,24 +210,12 @@ class WebhookDelivery:
     async def _deliver_alert(self, row: OutboxRecord, body: bytes, now: datetime) -> None:
         """POST an alert's body, signed as plans are; a 404 means nothing more than any other
         refusal here (there are no sessions to end)."""
-        try:
-            target = self.webhooks.target(row.site_id)
-        except SecretError:
-            await self._finish(row, "rejected", None, "the stored secret cannot be decrypted")
-            return
+        target = await self._target(row)
         if target is None:
-            await self._finish(row, "cancelled", None, "the site has no webhook now")
             return
-        url, secret = target
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "X-Webhook-Signature": signature(secret, body)}
-        assert self._client is not None
-        try:
-            answer = await self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            await self._retry(row, None, f"{type(exc).__name__}: {exc}"[:200], now)
+        code = await self._post(row, target, body, now)
+        if code is None:
             return
-        code = answer.status_code
         if 200 <= code < 300:
             await self._finish(row, "delivered", code, None)
             log.info("webhook_alert_delivered", site_id=row.site_id, outbox_id=row.id,
@@ -252,6 +226,33 @@ class WebhookDelivery:
             await self._finish(row, "rejected", code, f"HTTP {code}")
             log.warning("webhook_alert_rejected", site_id=row.site_id, outbox_id=row.id,
                         status=code)
+
+    async def _target(self, row: OutboxRecord) -> tuple[str, str] | None:
+        """The site's webhook (url, secret); None when there is none to use (row settled)."""
+        try:
+            target = self.webhooks.target(row.site_id)
+        except SecretError:
+            await self._finish(row, "rejected", None, "the stored secret cannot be decrypted")
+            log.error("webhook_secret_unreadable", site_id=row.site_id)
+            return None
+        if target is None:
+            await self._finish(row, "cancelled", None, "the site has no webhook now")
+        return target
+
+    async def _post(self, row: OutboxRecord, target: tuple[str, str], body: bytes,
+                    now: datetime) -> int | None:
+        """POST `body` signed with the site's secret; the answer's status, or None when it
+        did not get there (the row is then retried)."""
+        url, secret = target
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                   "X-Webhook-Signature": signature(secret, body)}
+        assert self._client is not None
+        try:
+            answer = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            await self._retry(row, None, f"{type(exc).__name__}: {exc}"[:200], now)
+            return None
+        return answer.status_code
 
     async def _finish(self, row: OutboxRecord, status: str, code: int | None,
                       error: str | None, *, gone: list[list[Any]] | None = None,
