@@ -61,8 +61,11 @@ class Admission:
     def review(self, site_id: str, snapshot: Snapshot, states: States) -> None:
         """Close what must not start a car now and reopen what may (sent in the background)."""
         spec = self._ctx.directory.specs.get(site_id)
+        found = uncontrolled(snapshot, states)
+        if not found and not any(c.closed for _, c in states.values()):
+            return  # nothing here we cannot limit: the usual site costs nothing more
         closing = frozenset() if spec is None or spec.uncontrollable == "alert_only" \
-            else to_close(snapshot, uncontrolled(snapshot, states))
+            else to_close(snapshot, found)
         for key, (cp, c) in states.items():
             want_closed = key in closing
             if want_closed == c.closed or key in self._in_flight or not cp.online:
