@@ -251,7 +251,8 @@ class ChargerSpec(_Section):
     unit: Literal["A", "W"] | None = None
     # Whether charging profiles limit these chargers: None learns it from what they report
     # and answer; false counts them as unlimitable whatever they say; true overrides what
-    # they report (not a NotImplemented answer to a profile).
+    # they report, and asks once more at start one that answered a profile NotImplemented
+    # before (if it answers so again, that stands until its firmware changes).
     controllable: bool | None = None
 
     @field_validator("phases")

@@ -96,7 +96,8 @@ class ChargerState:
     # It cannot be limited on this firmware (SetChargingProfile answered NotImplemented or
     # NotSupported): no profile is sent to it again, and it counts as ignoring limits.
     uncontrollable: str | None = None
-    # Where that came from: "answer" (to a profile), "report" (its capabilities) or "operator".
+    # Where that came from: "answer" (to a profile; "stored answer" when kept from before this
+    # start), "report" (its capabilities) or "operator".
     uncontrollable_by: str | None = None
     # It was seen drawing what a limit allowed on this firmware: no guard needed any more.
     follows_profiles: bool = False

@@ -133,7 +133,7 @@ class Planner:
             uncontrollable = record.capabilities.get("uncontrollable")
             if on_firmware(uncontrollable, record.firmware):
                 cp.uncontrollable = str(uncontrollable.get("reason") or "uncontrollable")
-                cp.uncontrollable_by = "answer"
+                cp.uncontrollable_by = "stored answer"
             cp.follows_profiles = not cp.ignores_profiles and on_firmware(
                 record.capabilities.get("follows_profiles"), record.firmware)
             for conn in record.connectors:

@@ -203,9 +203,18 @@ class Verdicts:
         """Whether `cp` can be limited, by what the operator configured, else what it reported
         (1.6 SupportedFeatureProfiles, 2.0.1 SmartChargingCtrlr); kept until either changes.
         A charger's own NotImplemented answer to a profile is not undone here."""
-        if cp.uncontrollable_by == "answer":
-            return
         says = self._ctx.directory.charger_spec(cp.cp_id).controllable
+        if cp.uncontrollable_by == "stored answer" and says is True:
+            # The operator asks: a NotImplemented kept from before this start is tried again
+            # (once: if it answers so again, that stands until its firmware changes).
+            log.info("charger_asked_again", cp_id=cp.cp_id, was=cp.uncontrollable)
+            self._forget_uncontrollable(cp)
+            if self._ctx.tasks is not None:
+                self._ctx.tasks.create_task(self._ctx.store.save_capabilities(
+                    cp.cp_id, {"uncontrollable": None, "ignores_profiles": None}))
+            return
+        if cp.uncontrollable_by in ("answer", "stored answer"):
+            return
         if says is False:
             reason, by = "set uncontrollable by the operator", "operator"
         elif says is True:
@@ -217,10 +226,7 @@ class Verdicts:
             return
         if reason is None:
             log.info("charger_controllable", cp_id=cp.cp_id, was=cp.uncontrollable)
-            cp.uncontrollable = cp.uncontrollable_by = None
-            cp.ignores_profiles = False
-            for c in cp.connectors.values():
-                c.ignoring = False
+            self._forget_uncontrollable(cp)
             return
         log.warning("charger_uncontrollable", cp_id=cp.cp_id, firmware=cp.firmware,
                     reason=reason)
@@ -229,6 +235,13 @@ class Verdicts:
         for c in cp.connectors.values():
             c.ignoring = True
         self._tell_uncontrollable(cp)
+
+    @staticmethod
+    def _forget_uncontrollable(cp: ChargerState) -> None:
+        cp.uncontrollable = cp.uncontrollable_by = None
+        cp.ignores_profiles = False
+        for c in cp.connectors.values():
+            c.ignoring = False
 
     async def _remember(self, cp_id: str, verdict: str, firmware: str,
                         also: dict[str, Any] | None = None) -> None:

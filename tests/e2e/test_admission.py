@@ -3,7 +3,7 @@ while it would put the site over its limit, and counted at the most they were se
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -209,3 +209,31 @@ async def test_alert_only_raises_the_overload_within_one_plan_and_clears_it(
                          site.server.planner._overloaded.get("site"), 300)  # noqa: SLF001
         await site.server.alerts.settled()
         assert await open_overload_alerts(site) == []
+
+
+async def test_the_operator_can_have_a_charger_that_said_not_implemented_asked_again(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    async with running_site(config) as site:
+        old = await site.add("OLD1", "ocpp1.6", mode="no_smart_charging")
+        await learned_uncontrollable(site, [old])
+        await site.run_for(120)
+        first = await profile_calls(site, "OLD1")
+    # After a restart the verdict stands (no profile)...
+    async with running_site(config, start=datetime(2026, 11, 23, 9, 0, tzinfo=UTC)) as site:
+        old = await site.add("OLD1", "ocpp1.6", mode="no_smart_charging")
+        await site.run_for(120)
+        assert await profile_calls(site, "OLD1") == first
+    # ...unless the operator says it can be limited: it is asked once more, and its second
+    # NotImplemented stands.
+    config.chargers = [ChargerSpec(match="*", max_power_kw=22, max_current_a=32,
+                                   controllable=True)]
+    async with running_site(config, start=datetime(2026, 11, 23, 10, 0, tzinfo=UTC)) as site:
+        old = await site.add("OLD1", "ocpp1.6", mode="no_smart_charging")
+        await site.run_for(120)
+        asked = await profile_calls(site, "OLD1")
+        assert asked > first
+        await learned_uncontrollable(site, [old])
+        await old.plug_in(1, big_ev())
+        await site.run_for(300)
+        assert await profile_calls(site, "OLD1") == asked
