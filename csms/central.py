@@ -182,10 +182,12 @@ class Central:
         return None if event.id_tag is None else await self.authorize(event.id_tag)
 
     async def status_check_due(self, cp_id: str, ocpp_tx_id: str) -> tuple[int, ...]:
-        """The seqNos missing from a transaction that has ended, when nobody asked the charger
-        about them yet (2.0.1 E_31: the CSMS then asks with GetTransactionStatus)."""
+        """The seqNos missing from a transaction that has ended, when the charger has not yet
+        answered about them (2.0.1 E_31: the CSMS then asks with GetTransactionStatus); a
+        question that got no answer is asked again when the Ended is sent again."""
         state = await self.store.seq_state(cp_id, ocpp_tx_id)
-        if state is None or not state.missing or state.status_check is not None:
+        if state is None or not state.missing or (
+                state.status_check is not None and "error" not in state.status_check):
             return ()
         log.warning("transaction_events_missing", cp_id=cp_id, transaction_id=ocpp_tx_id,
                     missing_seq_nos=list(state.missing))

@@ -152,6 +152,39 @@ async def test_e_31_ended_with_missing_seq_nos_asks_get_transaction_status(
     await c.close()
 
 
+async def test_e_31_unanswered_get_transaction_status_is_asked_again_with_the_resent_ended(
+        server: Loadstar, url) -> None:
+    """The charger leaves before it answers GetTransactionStatus; that is kept, and when it
+    sends the Ended again (it never got our answer), the question is asked again."""
+    checked = server.bus.subscribe()
+
+    async def status_checked() -> TransactionStatusChecked:
+        while not isinstance(event := await asyncio.wait_for(checked.get(), 10),
+                             TransactionStatusChecked):
+            pass
+        return event
+
+    def silent(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        return None if action == "GetTransactionStatus" else answer_status(action, payload)
+
+    c = await connect201(url, "TXAGAIN", silent)
+    await c.ok("TransactionEvent", tx_event("Started", 0, "2026-11-23T10:00:00Z", "T1", 1000))
+    ended = tx_event("Ended", 3, "2026-11-23T11:00:00Z", "T1", 5000, stoppedReason="Local")
+    await c.ok("TransactionEvent", ended)
+    while (await asyncio.wait_for(c.server_calls.get(), 10))[2] != "GetTransactionStatus":
+        pass
+    await c.close()
+    assert "error" in (await status_checked()).answer
+    c = await connect201(url, "TXAGAIN", answer_status)
+    await c.ok("TransactionEvent", ended)
+    assert (await status_checked()).answer == {"messagesInQueue": False,
+                                               "ongoingIndicator": False}
+    await c.close()
+    state = await server.store.seq_state("TXAGAIN", "T1")
+    assert state is not None and state.missing == (1, 2)
+    assert state.status_check is not None and state.status_check["messagesInQueue"] is False
+
+
 async def test_e_31_ended_without_missing_seq_nos_asks_nothing(server: Loadstar, url) -> None:
     c = await connect201(url, "TXNOGAP", answer_status)
     for n, (kind, ts) in enumerate([("Started", "10:00"), ("Updated", "10:15"),
