@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,16 @@ from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evs
 from csms.store import Store
 
 log = structlog.get_logger("csms.central")
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStatusChecked:
+    """A charger answered the GetTransactionStatus asked for a transaction whose Ended came
+    with seqNos missing (committed before it is published)."""
+
+    cp_id: str
+    ocpp_tx_id: str
+    answer: dict[str, Any]
 
 
 class Central:
@@ -170,6 +180,27 @@ class Central:
             log.info("duplicate_transaction_event", transaction_id=event.ocpp_tx_id,
                      seq_no=event.seq_no)
         return None if event.id_tag is None else await self.authorize(event.id_tag)
+
+    async def status_check_due(self, cp_id: str, ocpp_tx_id: str) -> tuple[int, ...]:
+        """The seqNos missing from a transaction that has ended, when the charger has not yet
+        answered about them (2.0.1 E_31: the CSMS then asks with GetTransactionStatus); a
+        question that got no answer is asked again when the Ended is sent again."""
+        state = await self.store.seq_state(cp_id, ocpp_tx_id)
+        if state is None or not state.missing or (
+                state.status_check is not None and "error" not in state.status_check):
+            return ()
+        log.warning("transaction_events_missing", cp_id=cp_id, transaction_id=ocpp_tx_id,
+                    missing_seq_nos=list(state.missing))
+        return state.missing
+
+    async def transaction_status(self, cp_id: str, ocpp_tx_id: str,
+                                 answer: dict[str, Any]) -> None:
+        """Keep what the charger answered to GetTransactionStatus for `ocpp_tx_id`."""
+        await self.store.save_transaction_status(cp_id, ocpp_tx_id, answer, self.now())
+        log.info("transaction_status_checked", cp_id=cp_id, transaction_id=ocpp_tx_id,
+                 messages_in_queue=answer.get("messagesInQueue"),
+                 ongoing=answer.get("ongoingIndicator"), error=answer.get("error"))
+        self.bus.publish(TransactionStatusChecked(cp_id, ocpp_tx_id, answer))
 
     async def ev_charging_needs(self, event: EvChargingNeeds) -> None:
         await self.store.save_ev_charging_needs(event, self.now())

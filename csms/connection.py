@@ -42,6 +42,9 @@ log = structlog.get_logger("csms.connection")
 # What a charger may send before it is known: its boot, and a Heartbeat (harmless, no record).
 PRE_BOOT_ACTIONS = frozenset({"BootNotification", "Heartbeat"})
 
+# The frame log's direction for an answer that could not go out (the socket had closed).
+UNDELIVERED = "undelivered"
+
 Recorder = Callable[["ChargerConnection", str, Payload], Awaitable[Payload]]
 
 
@@ -145,13 +148,16 @@ class ChargerConnection:
 
     async def _send_text(self, text: str, message_type: int, unique_id: str,
                          action: str | None) -> None:
-        self._log_frame("out", message_type, unique_id, action, text)
         try:
             await self.ws.send(text)
         except ConnectionClosed:
             # The charger left while we answered: what it sent before leaving is still in the
             # socket's buffer and is read and handled; only this answer cannot reach it.
             log.info("answer_not_delivered", message_id=unique_id, action=action)
+            self._log_frame(UNDELIVERED, message_type, unique_id, action, text)
+            return
+        # Logged once it is on the wire, so the log's time and order are the socket's.
+        self._log_frame("out", message_type, unique_id, action, text)
 
     async def _answer_error(self, unique_id: str, exc: OcppError, action: str | None) -> None:
         code = exc.code_for(self.version)

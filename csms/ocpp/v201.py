@@ -14,6 +14,7 @@ from csms.domain import (
     TransactionEvent201,
 )
 from csms.ocpp.context import Handler, HandlerContext, Payload
+from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v201
 from loadmgmt.profiles import ChargingProfile
@@ -84,7 +85,22 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
         offline=bool(p.get("offline", False)), charging_state=tx.get("chargingState"),
         stopped_reason=tx.get("stoppedReason"), samples=samples_v201(p.get("meterValue") or []),
     ))
+    if p["eventType"] == "Ended" and await ctx.central.status_check_due(
+            ctx.cp_id, tx["transactionId"]):
+        ctx.after_reply(lambda: check_transaction_status(ctx, tx["transactionId"]))
     return {} if info is None else {"idTokenInfo": _id_token_info(info)}
+
+
+async def check_transaction_status(ctx: HandlerContext, transaction_id: str) -> None:
+    """Ask the charger whether events of `transaction_id` still wait in its queue (an Ended
+    came with seqNos missing) and keep its answer, or why there was none."""
+    try:
+        answer = await ctx.send("GetTransactionStatus", {"transactionId": transaction_id})
+    except CallFailed as exc:
+        await ctx.central.transaction_status(ctx.cp_id, transaction_id,
+                                             {"error": str(exc), "status": exc.status})
+        raise
+    await ctx.central.transaction_status(ctx.cp_id, transaction_id, answer)
 
 
 async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:

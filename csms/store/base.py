@@ -68,6 +68,18 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SeqState:
+    """A 2.0.1 transaction's sequence numbers: the last one, its numbering epoch (a charger
+    that rebooted numbers again from 0), the seqNos missing so far, and the answer of the
+    GetTransactionStatus asked for them."""
+
+    last_seq_no: int | None
+    epoch: int
+    missing: tuple[int, ...]
+    status_check: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRecord:
     id: int
     cp_id: str
@@ -83,7 +95,7 @@ class CommandRecord:
 class FrameRecord:
     timestamp: datetime
     cp_id: str
-    direction: str  # "in" or "out"
+    direction: str  # "in", "out", or "undelivered" (an answer the closed socket refused)
     message_type: int | None
     unique_id: str | None
     action: str | None
@@ -440,6 +452,9 @@ class Store(Protocol):
     async def add_meter_values(self, event: Metered) -> None: ...
     async def end_transaction(self, event: TransactionEnded) -> bool: ...
     async def apply_transaction_event(self, event: TransactionEvent201) -> bool: ...
+    async def seq_state(self, cp_id: str, ocpp_tx_id: str) -> SeqState | None: ...
+    async def save_transaction_status(self, cp_id: str, ocpp_tx_id: str,
+                                      answer: dict[str, Any], now: datetime) -> None: ...
     async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]: ...
     async def get_session(self, cp_id: str, ocpp_tx_id: str) -> SessionRecord | None: ...
     async def count_meter_values(self, cp_id: str | None = None) -> int: ...

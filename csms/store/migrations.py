@@ -492,3 +492,30 @@ MIGRATIONS.append(
     ALTER TABLE webhook_outbox ADD COLUMN body TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 15: 2.0.1 sequence numbers per transaction. A charger that reboots mid-transaction may
+    # number again from 0 (its count was lost), so events are keyed by a numbering epoch too;
+    # the session keeps its last seqNo and epoch, and the GetTransactionStatus answer asked
+    # for when an Ended arrived with seqNos missing.
+    """
+    CREATE TABLE tx_events_epochs (
+        cp_id TEXT NOT NULL,
+        ocpp_tx_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL DEFAULT 0,
+        seq_no INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        trigger_reason TEXT,
+        ts TEXT NOT NULL,
+        PRIMARY KEY (cp_id, ocpp_tx_id, epoch, seq_no)
+    );
+    INSERT INTO tx_events_epochs (cp_id, ocpp_tx_id, epoch, seq_no, event_type,
+                                  trigger_reason, ts)
+        SELECT cp_id, ocpp_tx_id, 0, seq_no, event_type, trigger_reason, ts FROM tx_events;
+    DROP TABLE tx_events;
+    ALTER TABLE tx_events_epochs RENAME TO tx_events;
+    ALTER TABLE sessions ADD COLUMN last_seq_no INTEGER;
+    ALTER TABLE sessions ADD COLUMN seq_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN status_check TEXT;
+    """
+)

@@ -17,7 +17,7 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
-from csms.store.base import SessionRecord
+from csms.store.base import SeqState, SessionRecord
 from csms.store.sqlite_base import Db, SqliteBase, _dt, _one, _ts, _writes
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
@@ -120,7 +120,8 @@ class SessionsMixin(SqliteBase):
 
     @staticmethod
     def _insert_samples(db: Db, cp_id: str, connector_id: int,
-                        session_id: int | None, samples: tuple[Sample, ...]) -> None:
+                        session_id: int | None, samples: tuple[Sample, ...],
+                        track_energy: bool = True) -> None:
         if not samples:
             return
         # OR IGNORE: a resent sample (the charger never saw our acknowledgement) is kept once.
@@ -134,7 +135,7 @@ class SessionsMixin(SqliteBase):
                 for s in samples
             ],
         )
-        if session_id is not None:
+        if session_id is not None and track_energy:
             readings = _energy_wh(samples)
             if readings:
                 db.execute(
@@ -160,8 +161,9 @@ class SessionsMixin(SqliteBase):
         if row is None:
             self._insert_samples(db, event.cp_id, 0, None, event.samples)
             return False
+        # A second stop keeps the first (time, meter, reason): its samples move nothing.
         self._insert_samples(db, event.cp_id, row["connector_id"], row["id"],
-                                   event.samples)
+                             event.samples, track_energy=row["stopped_at"] is None)
         if row["stopped_at"] is None:
             db.execute(
                 "UPDATE sessions SET stopped_at=?, meter_stop_wh=?, stop_reason=? WHERE id=?",
@@ -169,26 +171,44 @@ class SessionsMixin(SqliteBase):
             )
         return True
 
+    @staticmethod
+    def _retransmitted_or_epoch(db: Db, event: TransactionEvent201,
+                                epoch: int) -> int | None:
+        """The numbering epoch `event` belongs to, or None when it is a retransmission.
+
+        A retransmission (our answer never reached the charger) repeats an event's seqNo with
+        its type and time; the same seqNo with other content means the charger numbers anew
+        (it rebooted and lost its count, so it starts from 0 again): a new epoch.
+        """
+        rows = db.execute(
+            "SELECT epoch, event_type, ts FROM tx_events"
+            " WHERE cp_id=? AND ocpp_tx_id=? AND seq_no=?",
+            (event.cp_id, event.ocpp_tx_id, event.seq_no),
+        ).fetchall()
+        ts = _ts(event.timestamp)
+        if any(r["event_type"] == event.event_type and r["ts"] == ts for r in rows):
+            return None
+        return epoch + 1 if any(r["epoch"] == epoch for r in rows) else epoch
+
     @_writes
     def apply_transaction_event(self, db: Db, event: TransactionEvent201) -> bool:
-        """Store a 2.0.1 TransactionEvent once; False when (transactionId, seqNo) is stored."""
-        seen = _one(db,
-            "SELECT 1 FROM tx_events WHERE cp_id=? AND ocpp_tx_id=? AND seq_no=?",
-            (event.cp_id, event.ocpp_tx_id, event.seq_no),
-        )
-        if seen is not None:
-            return False
-        db.execute(
-            "INSERT INTO tx_events (cp_id, ocpp_tx_id, seq_no, event_type, trigger_reason, ts)"
-            " VALUES (?,?,?,?,?,?)",
-            (event.cp_id, event.ocpp_tx_id, event.seq_no, event.event_type,
-             event.trigger_reason, _ts(event.timestamp)),
-        )
+        """Store a 2.0.1 TransactionEvent once; False for a retransmission of a stored one.
+        An Ended after the first keeps the first stop (time, reason, final energy)."""
         row = _one(db,
-            "SELECT id, connector_id, started_at, id_tag FROM sessions"
+            "SELECT id, connector_id, started_at, id_tag, stopped_at, seq_epoch FROM sessions"
             " WHERE cp_id=? AND ocpp_tx_id=?",
             (event.cp_id, event.ocpp_tx_id),
         )
+        epoch = self._retransmitted_or_epoch(db, event, 0 if row is None else row["seq_epoch"])
+        if epoch is None:
+            return False
+        db.execute(
+            "INSERT INTO tx_events (cp_id, ocpp_tx_id, epoch, seq_no, event_type,"
+            " trigger_reason, ts) VALUES (?,?,?,?,?,?,?)",
+            (event.cp_id, event.ocpp_tx_id, epoch, event.seq_no, event.event_type,
+             event.trigger_reason, _ts(event.timestamp)),
+        )
+        stopped = row is not None and row["stopped_at"] is not None
         if row is None:
             # Started may be lost or arrive later (offline queue): open the session now.
             cur = db.execute(
@@ -217,21 +237,55 @@ class SessionsMixin(SqliteBase):
                     f"UPDATE sessions SET {', '.join(updates)} WHERE id=?",
                     (*params, session_id),
                 )
-        if event.charging_state:
-            db.execute(
-                "UPDATE sessions SET charging_state=? WHERE id=?",
-                (event.charging_state, session_id),
-            )
-        self._insert_samples(db, event.cp_id, connector_id, session_id, event.samples)
-        if event.event_type == "Ended":
+        db.execute(
+            "UPDATE sessions SET last_seq_no=?, seq_epoch=?,"
+            " charging_state=coalesce(?, charging_state) WHERE id=?",
+            (event.seq_no, epoch, event.charging_state, session_id),
+        )
+        # Samples of a stopped session are kept, but do not move its final energy.
+        self._insert_samples(db, event.cp_id, connector_id, session_id, event.samples,
+                             track_energy=not stopped)
+        if event.event_type == "Ended" and not stopped:
             readings = _energy_wh(event.samples)
+            # The final energy is fixed now: what arrives later cannot change the bill.
             db.execute(
                 "UPDATE sessions SET stopped_at=?, stop_reason=?,"
-                " meter_stop_wh=coalesce(?, meter_stop_wh) WHERE id=?",
+                " meter_stop_wh=coalesce(?, meter_stop_wh, last_energy_wh) WHERE id=?",
                 (_ts(event.timestamp), event.stopped_reason,
                  max(readings) if readings else None, session_id),
             )
         return True
+
+    async def seq_state(self, cp_id: str, ocpp_tx_id: str) -> SeqState | None:
+        row = await self._one(
+            "SELECT last_seq_no, seq_epoch, status_check FROM sessions"
+            " WHERE cp_id=? AND ocpp_tx_id=?", (cp_id, ocpp_tx_id))
+        if row is None:
+            return None
+        events = await self._all(
+            "SELECT epoch, seq_no, event_type FROM tx_events WHERE cp_id=? AND ocpp_tx_id=?"
+            " ORDER BY epoch, seq_no", (cp_id, ocpp_tx_id))
+        by_epoch: dict[int, list[tuple[int, str]]] = {}
+        for e in events:
+            by_epoch.setdefault(int(e["epoch"]), []).append((int(e["seq_no"]), e["event_type"]))
+        missing: set[int] = set()
+        for epoch, seen in by_epoch.items():
+            numbers = {n for n, _ in seen}
+            # Numbering starts at 0; a charger that numbers its Started event from 1 has a
+            # quirk, not a lost message. Numbering after a reboot starts at 0 again.
+            first = seen[0][0] if epoch == 0 and seen[0][1] == "Started" else 0
+            missing.update(n for n in range(first, max(numbers) + 1) if n not in numbers)
+        check = row["status_check"]
+        return SeqState(row["last_seq_no"], int(row["seq_epoch"]), tuple(sorted(missing)),
+                        None if check is None else json.loads(check))
+
+    @_writes
+    def save_transaction_status(self, db: Db, cp_id: str, ocpp_tx_id: str,
+                                answer: dict[str, Any], now: datetime) -> None:
+        db.execute(
+            "UPDATE sessions SET status_check=? WHERE cp_id=? AND ocpp_tx_id=?",
+            (json.dumps({**answer, "checked_at": _ts(now)}), cp_id, ocpp_tx_id),
+        )
 
     async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]:
         where = "WHERE s.stopped_at IS NULL" if active_only else ""
