@@ -43,9 +43,10 @@ Sort = Literal["chargepoint:desc", "chargepoint:asc", "timestamp:desc", "timesta
 
 MESSAGE_TYPES: dict[str, int] = {"Call": 2, "CallResult": 3, "CallError": 4}
 TYPE_NAMES = {v: k for k, v in MESSAGE_TYPES.items()}
-# The frame log knows a frame's direction: in from the charger, out from us (the CMS).
-DIRECTION_OF_SOURCE = {"Charger": "in", "AmpCMS": "out"}
-SOURCE_OF_DIRECTION = {v: k for k, v in DIRECTION_OF_SOURCE.items()}
+# The frame log knows a frame's direction: in from the charger, out from us (the CMS), or
+# undelivered (an answer of ours the closed socket refused: still the CMS's message).
+DIRECTIONS_OF_SOURCE = {"Charger": ("in",), "AmpCMS": ("out", "undelivered")}
+SOURCE_OF_DIRECTION = {d: k for k, ds in DIRECTIONS_OF_SOURCE.items() for d in ds}
 assert set(SOURCES) == set(Source.__args__)  # type: ignore[attr-defined]
 
 
@@ -171,7 +172,7 @@ async def list_messages(
         known = await _cp_ids_by_uuid(service)
         cp_ids = tuple(known[u] for u in dict.fromkeys(chargepoint) if u in known)
     directions = None if not source else tuple(
-        DIRECTION_OF_SOURCE[s] for s in dict.fromkeys(source) if s in DIRECTION_OF_SOURCE)
+        d for s in dict.fromkeys(source) for d in DIRECTIONS_OF_SOURCE.get(s, ()))
     field, order = sort.split(":")
     query = FrameQuery(
         cp_ids=cp_ids, directions=directions,
