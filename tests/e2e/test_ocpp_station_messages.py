@@ -238,3 +238,29 @@ async def test_malformed_station_messages_get_the_right_callerror_and_the_link_s
     await c.close()
     assert await events(server, cp_id) == []
     assert await server.store.station_reports(cp_id, action) == []
+
+
+async def test_the_other_201_notifications_are_answered_and_kept(
+        server: Loadstar, url: Any) -> None:
+    """Coverage of the 2.0.1 notifications that were already recorded before issue 12."""
+    c = await booted(url, "REST201", V201)
+    messages = [
+        ("FirmwareStatusNotification", {"status": "Downloading", "requestId": 1}),
+        ("ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1}),
+        ("NotifyEVChargingSchedule", {"timeBase": "2026-11-23T10:00:00Z", "evseId": 1,
+                                      "chargingSchedule": {
+                                          "id": 1, "chargingRateUnit": "A",
+                                          "chargingSchedulePeriod": [
+                                              {"startPeriod": 0, "limit": 16}]}}),
+        ("NotifyEvent", {"generatedAt": "2026-11-23T10:00:00Z", "seqNo": 0, "eventData": [{
+            "eventId": 1, "timestamp": "2026-11-23T10:00:00Z", "trigger": "Alerting",
+            "actualValue": "true", "eventNotificationType": "HardWiredNotification",
+            "component": {"name": "EVSE"}, "variable": {"name": "Problem"}}]}),
+        ("NotifyMonitoringReport", {"requestId": 3, "seqNo": 0,
+                                    "generatedAt": "2026-11-23T10:00:00Z"}),
+        ("DataTransfer", {"vendorId": "com.acme"}),
+    ]
+    for action, payload in messages:
+        await answered(c, action, payload)
+    await c.close()
+    assert await events(server, "REST201") == messages
