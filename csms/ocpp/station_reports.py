@@ -16,8 +16,20 @@ from cryptography import x509
 
 from csms.clock import parse_iso
 from csms.ocpp.context import Handler, HandlerContext, Payload
+from csms.ocpp.errors import OcppError
 
 log = structlog.get_logger("csms.ocpp.station_reports")
+
+
+def required(p: Payload, field: str, kind: type) -> Any:
+    """`p[field]`, checked by hand: a charger on `relaxed_validation` skips the schema, and
+    these handlers read the field (OCPP's codes for a missing or mistyped field)."""
+    if field not in p:
+        raise OcppError("OccurrenceConstraintViolation", f"{field} is required")
+    value = p[field]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise OcppError("TypeConstraintViolation", f"{field} must be a {kind.__name__}")
+    return value
 
 
 def record(kind: str, answer: Payload | None = None) -> Handler:
@@ -49,7 +61,7 @@ def sign_certificate(version: str) -> Handler:
     CA signs for this CSMS yet (and always for a CSR that does not parse)."""
 
     async def handle(ctx: HandlerContext, p: Payload) -> Payload:
-        subject = csr_subject(p["csr"])
+        subject = csr_subject(required(p, "csr", str))
         stored: dict[str, Any] = {**p, "subject": subject, "valid": subject is not None,
                                   "status": "Rejected"}
         await ctx.central.charger_event(ctx.cp_id, "SignCertificate", stored)
@@ -69,9 +81,10 @@ def sign_certificate(version: str) -> Handler:
 
 async def security_event(ctx: HandlerContext, p: Payload) -> Payload:
     """SecurityEventNotification (2.0.1 A04, 1.6 security extension): keep it; answer {}."""
-    parse_iso(p["timestamp"])
+    parse_iso(required(p, "timestamp", str))
+    kind = required(p, "type", str)
     await ctx.central.charger_event(ctx.cp_id, "SecurityEventNotification", p)
-    log.warning("security_event", cp_id=ctx.cp_id, type=p["type"], tech_info=p.get("techInfo"))
+    log.warning("security_event", cp_id=ctx.cp_id, type=kind, tech_info=p.get("techInfo"))
     return {}
 
 
@@ -105,11 +118,12 @@ def report_part(kind: str) -> Handler:
 
     async def handle(ctx: HandlerContext, p: Payload) -> Payload:
         if "generatedAt" in p:
-            parse_iso(p["generatedAt"])
+            parse_iso(required(p, "generatedAt", str))
+        request_id = required(p, "requestId", int)
         central = ctx.central
-        report = await central.store.add_report_part(
-            ctx.cp_id, kind, p["requestId"], p, central.now())
-        log.info("report_part", cp_id=ctx.cp_id, kind=kind, request_id=p["requestId"],
+        report = await central.store.add_report_part(ctx.cp_id, kind, request_id, p,
+                                                     central.now())
+        log.info("report_part", cp_id=ctx.cp_id, kind=kind, request_id=request_id,
                  parts=len(report.parts), complete=report.complete)
         return {}
 

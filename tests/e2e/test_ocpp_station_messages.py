@@ -264,3 +264,40 @@ async def test_the_other_201_notifications_are_answered_and_kept(
         await answered(c, action, payload)
     await c.close()
     assert await events(server, "REST201") == messages
+
+
+def test_every_station_initiated_action_of_both_versions_has_a_handler() -> None:
+    """No action a station may send is answered NotSupported (issue 12 point 1)."""
+    from csms.ocpp import v16, v201
+    from csms.ocpp.framing import _schema_files
+    from csms.relay import CSMS_ACTIONS
+
+    for version, adapter in (("1.6", v16), ("2.0.1", v201)):
+        sent_by_stations = {a for (v, a, response) in _schema_files()
+                            if v == version and not response
+                            and (a not in CSMS_ACTIONS[version] or a == "DataTransfer")}
+        assert sent_by_stations - set(adapter.HANDLERS) == set(), version
+
+
+@pytest.mark.parametrize(("subprotocol", "action", "payload", "code"), [
+    (V16, "SignCertificate", {}, "OccurenceConstraintViolation"),
+    (V16, "SecurityEventNotification", {"type": 1, "timestamp": "2026-11-23T10:00:00Z"},
+     "TypeConstraintViolation"),
+    (V201, "NotifyDisplayMessages", {"requestId": "9"}, "TypeConstraintViolation"),
+])
+async def test_a_charger_on_relaxed_validation_still_gets_callerrors_for_what_we_read(
+        tmp_path: Any, subprotocol: str, action: str, payload: dict[str, Any],
+        code: str) -> None:
+    from tests.conftest import make_config
+
+    service = Loadstar(make_config(tmp_path, relaxed_validation=["LAX"]))
+    await service.start()
+    try:
+        c = await booted(lambda cp: f"ws://127.0.0.1:{service.ocpp_port}/ocpp/{cp}", "LAX",
+                         subprotocol)
+        reply = await c.call(action, payload)
+        assert reply[0] == 4 and reply[2] == code, reply
+        await c.ok("Heartbeat", {})
+        await c.close()
+    finally:
+        await service.stop()
