@@ -301,3 +301,23 @@ async def test_a_charger_on_relaxed_validation_still_gets_callerrors_for_what_we
         await c.close()
     finally:
         await service.stop()
+
+
+@pytest.mark.parametrize("subprotocol", [V16, V201])
+async def test_an_oversize_frame_is_answered_with_its_escaped_message_id(
+        tmp_path: Any, subprotocol: str) -> None:
+    """Found by the frame fuzzer once these handlers changed what it draws: an id spelled with
+    a JSON escape ("\\u001f") was answered as "-1" when the frame was too big to parse."""
+    from tests.conftest import make_config
+
+    service = Loadstar(make_config(tmp_path, max_frame_bytes=1000))
+    await service.start()
+    try:
+        c = await RawClient.connect(f"ws://127.0.0.1:{service.ocpp_port}/ocpp/BIG",
+                                    subprotocol)
+        big = '[2, "\\u001fa", "Heartbeat", {"x": "' + "x" * 2000 + '"}]'
+        reply = await c.send_raw(big)  # the next answer, whatever id it carries
+        assert reply[0] == 4 and reply[1] == "\x1fa", reply
+        await c.close()
+    finally:
+        await service.stop()
