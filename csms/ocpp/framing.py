@@ -63,8 +63,9 @@ def _peek_id(msg: Any) -> str:
     return UNKNOWN_ID
 
 
-# The head of a frame, read without parsing it: [type, "id" ...
-_HEAD = re.compile(r'\s*\[\s*([0-9]+)\s*,\s*"([^"\\]{1,36})"')
+# The head of a frame, read without parsing it: [type, "id" ... (the id may hold JSON escapes,
+# "\u001f": up to 36 characters of 6 bytes each, decoded before use).
+_HEAD = re.compile(r'\s*\[\s*([0-9]+)\s*,\s*("(?:[^"\\]|\\.){1,216}")')
 # A \uD800-\uDFFF escape: JSON allows it, UTF-8 (and so the store) cannot hold it alone.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -72,12 +73,24 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def _unparsed_error(text: str, description: str) -> OcppError:
     """A FormatViolation for a frame too big or too odd to parse, answering the MessageId read
     off its head (a reply's, marked so that it is not answered)."""
-    m = _HEAD.match(text[:128])
-    if m is None:
+    m = _HEAD.match(text[:512])
+    unique_id = None if m is None else _head_id(m.group(2))
+    if m is None or unique_id is None:
         return OcppError("FormatViolation", description, unique_id=UNKNOWN_ID)
     kind = int(m.group(1))
     details: dict[str, Any] = {"message_type": kind} if kind in (CALLRESULT, CALLERROR) else {}
-    return OcppError("FormatViolation", description, details, unique_id=m.group(2))
+    return OcppError("FormatViolation", description, details, unique_id=unique_id)
+
+
+def _head_id(quoted: str) -> str | None:
+    """The message id a frame's head spells as a JSON string, if it is one we can answer:
+    1 to 36 characters that UTF-8 holds (no lone surrogate)."""
+    try:
+        value = json.loads(quoted)
+        value.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH else None
 
 
 def _shape_problem(value: Any) -> str | None:

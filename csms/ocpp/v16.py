@@ -16,6 +16,7 @@ from csms.domain import (
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v16
+from csms.ocpp.station_reports import record, security_event, sign_certificate
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "1.6"
@@ -133,6 +134,11 @@ HANDLERS: dict[str, Handler] = {
     "DataTransfer": data_transfer,
     "FirmwareStatusNotification": firmware_status,
     "DiagnosticsStatusNotification": diagnostics_status,
+    # Security White Paper extension (ordinary CALLs with these action names).
+    "SignCertificate": sign_certificate(VERSION),
+    "SecurityEventNotification": security_event,
+    "LogStatusNotification": record("LogStatusNotification"),
+    "SignedFirmwareStatusNotification": record("SignedFirmwareStatusNotification"),
 }
 
 

@@ -17,6 +17,14 @@ from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v201
+from csms.ocpp.station_reports import (
+    get_15118_ev_certificate,
+    get_certificate_status,
+    record,
+    report_part,
+    security_event,
+    sign_certificate,
+)
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "2.0.1"
@@ -159,10 +167,17 @@ HANDLERS: dict[str, Handler] = {
     "NotifyEVChargingSchedule": _recorder("NotifyEVChargingSchedule", {"status": "Accepted"}),
     "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
     "LogStatusNotification": _recorder("LogStatusNotification"),
-    "SecurityEventNotification": _recorder("SecurityEventNotification"),
+    "SecurityEventNotification": security_event,
     "NotifyEvent": _recorder("NotifyEvent"),
     "NotifyMonitoringReport": _recorder("NotifyMonitoringReport"),
     "DataTransfer": _recorder("DataTransfer", {"status": "UnknownVendorId"}),
+    "SignCertificate": sign_certificate(VERSION),
+    "Get15118EVCertificate": get_15118_ev_certificate,
+    "GetCertificateStatus": get_certificate_status,
+    "NotifyCustomerInformation": report_part("NotifyCustomerInformation"),
+    "NotifyDisplayMessages": report_part("NotifyDisplayMessages"),
+    "PublishFirmwareStatusNotification": record("PublishFirmwareStatusNotification"),
+    "ReservationStatusUpdate": record("ReservationStatusUpdate"),
 }
 
 

@@ -410,6 +410,19 @@ class AlertQuery:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StationReport:
+    """One report a station sent in parts for one requestId; `parts` in station order."""
+
+    cp_id: str
+    kind: str
+    request_id: int
+    parts: list[dict[str, Any]]
+    complete: bool
+    started_at: datetime
+    updated_at: datetime
+
+
 class Store(Protocol):
     """Everything Loadstar persists. Every write method returns only after it is committed."""
 
@@ -441,6 +454,12 @@ class Store(Protocol):
     async def record_charger_event(self, cp_id: str, kind: str, payload: dict[str, Any],
                                    now: datetime) -> None: ...
     async def save_ev_charging_needs(self, event: EvChargingNeeds, now: datetime) -> None: ...
+
+    # Reports a station sends in parts (csms.store.sqlite_reports)
+    async def add_report_part(self, cp_id: str, kind: str, request_id: int,
+                              part: dict[str, Any], now: datetime) -> StationReport: ...
+    async def station_reports(self, cp_id: str, kind: str,
+                              request_id: int | None = None) -> list[StationReport]: ...
 
     # Authorization
     async def get_id_tag(self, id_tag: str) -> IdTagInfo | None: ...

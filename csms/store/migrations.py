@@ -519,3 +519,24 @@ MIGRATIONS.append(
     ALTER TABLE sessions ADD COLUMN status_check TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 16: reports a station sends in parts (2.0.1 NotifyCustomerInformation,
+    # NotifyDisplayMessages): one row per station, kind and requestId, its parts as received;
+    # at most one open (tbc) per key, so a requestId the station reuses later starts a new one.
+    """
+    CREATE TABLE station_reports (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        request_id INTEGER NOT NULL,
+        parts TEXT NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX station_reports_open ON station_reports (cp_id, kind, request_id)
+        WHERE complete = 0;
+    CREATE INDEX station_reports_key ON station_reports (cp_id, kind, request_id);
+    """
+)

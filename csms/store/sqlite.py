@@ -26,6 +26,7 @@ from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
 from csms.store.sqlite_networks import NetworksMixin
 from csms.store.sqlite_relay import RelayMixin
+from csms.store.sqlite_reports import ReportsMixin
 from csms.store.sqlite_sessions import SessionsMixin
 from csms.store.sqlite_webhooks import WebhooksMixin
 from csms.store.writer import BatchWriter
@@ -89,7 +90,7 @@ class FrameLog:
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  NetworksMixin, AlertsMixin, SqliteBase):
+                  NetworksMixin, AlertsMixin, ReportsMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
