@@ -190,22 +190,14 @@ class WebhookDelivery:
         code = await self._post(row, target, body_of(optimizations), now)
         if code is None:
             return
-        if 200 <= code < 300:
-            await self._finish(row, "delivered", code, None)
-            log.info("webhook_delivered", site_id=row.site_id, plan_id=row.plan_id,
-                     status=code, attempts=row.attempts + 1)
-        elif code == 404:
+        if code == 404:
             gone = connectors_of(optimizations, plan)
             await self._finish(row, "gone", code, None, gone=[[cp, n] for cp, n in gone])
             log.info("webhook_gone", site_id=row.site_id, plan_id=row.plan_id,
                      connectors=len(gone))
             await self.webhooks.on_webhook_gone(row.site_id, gone)
-        elif code >= 500 or code in RETRY_STATUSES:
-            await self._retry(row, code, f"HTTP {code}", now)
-        else:
-            await self._finish(row, "rejected", code, f"HTTP {code}")
-            log.warning("webhook_rejected", site_id=row.site_id, plan_id=row.plan_id,
-                        status=code)
+            return
+        await self._settle(row, code, now)
 
     async def _deliver_alert(self, row: OutboxRecord, body: bytes, now: datetime) -> None:
         """POST an alert's body, signed as plans are; a 404 means nothing more than any other
@@ -216,16 +208,22 @@ class WebhookDelivery:
         code = await self._post(row, target, body, now)
         if code is None:
             return
+        await self._settle(row, code, now)
+
+    async def _settle(self, row: OutboxRecord, code: int, now: datetime) -> None:
+        """After an answer: 2xx delivered, a passing refusal (408/425/429/5xx) retried, any
+        other rejected (retrying the same body would not change it)."""
+        what, about = ("webhook", {"plan_id": row.plan_id}) if row.body is None \
+            else ("webhook_alert", {"outbox_id": row.id})
         if 200 <= code < 300:
             await self._finish(row, "delivered", code, None)
-            log.info("webhook_alert_delivered", site_id=row.site_id, outbox_id=row.id,
-                     status=code, attempts=row.attempts + 1)
+            log.info(f"{what}_delivered", site_id=row.site_id, status=code,
+                     attempts=row.attempts + 1, **about)
         elif code >= 500 or code in RETRY_STATUSES:
             await self._retry(row, code, f"HTTP {code}", now)
         else:
             await self._finish(row, "rejected", code, f"HTTP {code}")
-            log.warning("webhook_alert_rejected", site_id=row.site_id, outbox_id=row.id,
-                        status=code)
+            log.warning(f"{what}_rejected", site_id=row.site_id, status=code, **about)
 
     async def _target(self, row: OutboxRecord) -> tuple[str, str] | None:
         """The site's webhook (url, secret); None when there is none to use (row settled)."""
