@@ -94,9 +94,9 @@ class Planner:
         # site -> node -> amounts, of the site's last plan (nodes it let draw over their limit)
         self._overloaded: dict[str, dict[str, dict[str, float]]] = {}
         # Hear each plan's overloads (and the one that clears them): alerts, webhooks.
+        self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
         # site -> (what its unlimitable connectors may draw at once, its limit) in W.
         self.unlimitable: dict[str, tuple[float, float | None]] = {}
-        self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
         # site -> node -> the kW limit its last plan (since start) used; the networks view.
         self.limits_used: dict[str, dict[str, float | None]] = {}
         self._admission = Admission(self._ctx)
