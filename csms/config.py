@@ -195,6 +195,9 @@ class SiteSpec(_Section):
     power_step_kw: Positive | None = None
     fallback_power_kw: NonNegative | None = None
     floors: Literal["fit", "zero"] = "fit"
+    # A car drawing well below its limit is capped near its draw, and the rest lent to others,
+    # after this long (at once when it drew its limit and fell from it).
+    lend_after_s: NonNegative = 120.0
     # Connectors we cannot limit: "close" makes one unavailable while its next car would put a
     # node over its limit (and available again when room comes back); "alert_only" leaves them
     # open and only alerts when the site goes over.

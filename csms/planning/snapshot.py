@@ -174,7 +174,9 @@ class Snapshots:
         below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
         return Demand(connector_id=conn.id, priority=priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
-                      measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
+                      measured_w=c.measured_w, below_limit_for_s=below_s,
+                      fell_from_limit=c.below_since is not None and c.fell_from_limit,
+                      pinned_w=pinned,
                       transaction_id=c.tx_id)
 
     def _guards(self, states: States, by_key: dict[str, Connector],
