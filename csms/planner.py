@@ -27,6 +27,7 @@ from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
 from csms.planning.loop import SiteLoop, SiteLoops
 from csms.planning.models import ModelBook
+from csms.planning.placed import Placed
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
 from csms.planning.verdicts import Verdicts, is_lent, lends_more, on_firmware, reading_inputs
@@ -305,6 +306,10 @@ class Planner:
             return None
         site = self.directory.site(self.directory.placement(event.cp_id).site_id)
         return Reading(cp, c, site.lend_after_s)
+
+    def placed(self) -> Placed:
+        """Known chargers by site and by the node they hang from (rebuilt only on change)."""
+        return self._ctx.placed()
 
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.

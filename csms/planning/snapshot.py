@@ -122,9 +122,9 @@ class Snapshots:
         ctx = self._ctx
         forgotten_before = ctx.clock.now() - timedelta(
             seconds=ctx.config.forget_offline_after_s)
-        return [cp for cp in ctx.live.chargers.values()
-                if cp.connectors and ctx.directory.placement(cp.cp_id).site_id == site_id
-                and not _forgotten(cp, forgotten_before)]
+        chargers = ctx.live.chargers
+        return [cp for cp in (chargers[cp_id] for cp_id in ctx.placed().by_site.get(site_id, ()))
+                if cp.connectors and not _forgotten(cp, forgotten_before)]
 
     def _demand(self, cp: ChargerState, c: ConnectorState, conn: Connector,
                 now: datetime) -> Demand:
