@@ -77,6 +77,9 @@ class ConnectorState:
     drawn_limit_w: float | None = None
     raised_at: datetime | None = None
     fell_from_limit: bool = False
+    # The draw the last plan saw: a lent car's next reading within a hysteresis of it plans
+    # nothing new (csms.planning.verdicts.reading_inputs).
+    planned_w: float | None = None
     # A lent car ramped up again: its share goes back in the next plan, without the raise cap.
     reclaiming: bool = False
     # The most it has been measured drawing (plausible readings, any session; kept across
@@ -262,7 +265,7 @@ class LiveState:
         # and its next car draws its maximum from the first second (see csms.planning.snapshot).
         c.over_limit_samples = 0
         c.below_since = None
-        c.drawn_limit_w = None
+        c.drawn_limit_w = c.planned_w = None
         c.fell_from_limit = False
         c.raised_at = None
         c.reclaiming = False

@@ -130,6 +130,7 @@ class Snapshots:
                 now: datetime) -> Demand:
         pinned: float | None = None
         margin = self._ctx.config.ignore_margin_kw * 1000.0
+        c.planned_w = c.measured_w
         api = c.api
         if api is not None and api.external:
             # Run by another CSMS, which applies our optimization: it is never online here,

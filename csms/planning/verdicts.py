@@ -26,6 +26,8 @@ RAMP_RECHECK_S = 2.0
 # A car has ramped up to a raised limit this long after it was raised (IEC 61851-1 gives an
 # EV 5 s to follow a new pilot duty cycle; one more for the meter).
 RAMP_S = 6.0
+# A lent car's draw must move this much from what the last plan saw to lend anew.
+LEND_BAND_W = 500.0
 
 
 def on_firmware(verdict: Any, firmware: str | None) -> bool:
@@ -69,7 +71,8 @@ def lends_more(c: ConnectorState, lent_before: bool, previous_w: float | None,
     hysteresis (0.5 kW) less than before: its lent limit goes down in the next plan."""
     if not is_lent(c, now, lend_after_s) or c.measured_w is None:
         return False
-    return not lent_before or (previous_w is not None and previous_w - c.measured_w >= 500.0)
+    return not lent_before or (previous_w is not None and
+                               previous_w - c.measured_w >= LEND_BAND_W)
 
 
 def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
@@ -77,17 +80,19 @@ def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
     """What a reading could change in the allocator's view of its connector; None when the
     draw itself is an input, so every reading must re-plan.
 
-    The allocator reads a draw only where a car is lent headroom (below its limit for
-    `lend_after_s`) or counted at its draw (offline, ignoring, pinned), and the first reading
-    of a car is judged. Two readings with equal inputs plan alike: at 1,000 metering chargers
-    planning again on each was most of the server's work.
+    The allocator reads a draw only where a car is lent headroom (capped near its draw) or
+    counted at its draw (offline, ignoring, pinned), and the first reading of a car is
+    judged. Two readings with equal inputs plan alike: at 1,000 metering chargers planning
+    again on each was most of the server's work. A lent car's reading within a hysteresis
+    (0.5 kW) of the draw the last plan saw would lend the same: it counts as equal.
     """
     if not cp.online or c.measured_w is None or c.ignoring or c.pinned_w is not None:
         return None
-    if is_lent(c, now, lend_after_s):
+    lent = is_lent(c, now, lend_after_s)
+    if lent and (c.planned_w is None or abs(c.measured_w - c.planned_w) >= LEND_BAND_W):
         return None
-    return (c.below_since is None, cp.follows_profiles, cp.ignores_profiles, c.held_tx_w,
-            c.tx_id)
+    return (lent, c.below_since is None, cp.follows_profiles, cp.ignores_profiles,
+            c.held_tx_w, c.tx_id)
 
 
 def reported_uncontrollable(caps: dict[str, Any]) -> str | None:
