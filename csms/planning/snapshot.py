@@ -243,7 +243,10 @@ class Snapshots:
         # What cannot be limited takes no floor and counts at what it may draw, so the floors
         # of the others fit beside it (when Loadstar is gone as now).
         pins = {d.connector_id: d.pinned_w for d in demands}
-        fixed = {key: 0.0 if c.closed else pins.get(key) or learned_max_w(c, by_id[key])
+        # A pin (its draw now) may be below what it may draw (a car can ramp up at any time):
+        # the larger counts, and a pin at 0 W is a draw like any other.
+        fixed = {key: 0.0 if c.closed else max(pins.get(key) or 0.0,
+                                               learned_max_w(c, by_id[key]))
                  for key, (cp, c) in states.items() if cannot_limit(cp, c)}
         target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()), fixed)
         # Until a charger confirms a floor, its idle connectors may draw what they held before
