@@ -7,7 +7,7 @@ response; everything a charger is acknowledged for is committed before the call 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from csms.domain import (
     Booted,
     ConnectionChanged,
     EvChargingNeeds,
+    EvChargingSchedule,
     IdTagInfo,
     Metered,
     StartDecision,
@@ -56,6 +57,8 @@ class Central:
         # Post-boot configuration calls at once, across chargers: a storm's boots are answered
         # at once, their configuration follows at this pace.
         self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
+        # Judges an ISO 15118 EV's schedule against what its transaction holds (the planner).
+        self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -205,6 +208,18 @@ class Central:
     async def ev_charging_needs(self, event: EvChargingNeeds) -> None:
         await self.store.save_ev_charging_needs(event, self.now())
         self.bus.publish(event)
+
+    async def ev_charging_schedule(self, event: EvChargingSchedule,
+                                   payload: dict[str, Any]) -> str:
+        """Keep an EV's schedule; "Rejected" when it asks more than the TxProfile its
+        transaction holds (the planner then sends that profile again), else "Accepted"."""
+        await self.store.record_charger_event(event.cp_id, "NotifyEVChargingSchedule", payload,
+                                              self.now())
+        reason = None if self.judge_ev_schedule is None else self.judge_ev_schedule(event)
+        if reason is None:
+            return "Accepted"
+        log.warning("ev_schedule_rejected", evse_id=event.connector_id, reason=reason)
+        return "Rejected"
 
     async def charger_event(self, cp_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Keep a notification we have no model for yet (firmware, diagnostics, limits...)."""

@@ -93,6 +93,7 @@ class Loadstar:
                                    config.load, tag_priority=self.id_tags.priority_for,
                                    presets=self.delivery.presets_for)
             self.bus.listen(self.planner.on_event)
+            self.central.judge_ev_schedule = self.planner.judge_ev_schedule
         # The HTTP API's sessions: enrichment and sessions of chargers another CSMS runs.
         self.api_sessions = ApiSessions(self)
         self.optimizations = Optimizations(self)

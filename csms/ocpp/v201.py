@@ -8,6 +8,7 @@ from csms.clock import iso, parse_iso
 from csms.domain import (
     Booted,
     EvChargingNeeds,
+    EvChargingSchedule,
     IdTagInfo,
     Metered,
     StatusChanged,
@@ -141,6 +142,17 @@ async def notify_ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
     return {"status": "Accepted"}
 
 
+async def notify_ev_charging_schedule(ctx: HandlerContext, p: Payload) -> Payload:
+    schedule = p["chargingSchedule"]
+    status = await ctx.central.ev_charging_schedule(EvChargingSchedule(
+        cp_id=ctx.cp_id, connector_id=p["evseId"], time_base=parse_iso(p["timeBase"]),
+        unit=schedule["chargingRateUnit"],
+        periods=tuple((float(x["startPeriod"]), float(x["limit"]), x.get("numberPhases"))
+                      for x in schedule["chargingSchedulePeriod"]),
+        duration_s=schedule.get("duration")), p)
+    return {"status": status}
+
+
 def _recorder(kind: str, answer: Payload | None = None) -> Handler:
     """A handler that keeps the notification for diagnostics and answers `answer`."""
 
@@ -164,7 +176,7 @@ HANDLERS: dict[str, Handler] = {
     "NotifyChargingLimit": _recorder("NotifyChargingLimit"),
     "ReportChargingProfiles": _recorder("ReportChargingProfiles"),
     "ClearedChargingLimit": _recorder("ClearedChargingLimit"),
-    "NotifyEVChargingSchedule": _recorder("NotifyEVChargingSchedule", {"status": "Accepted"}),
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
     "LogStatusNotification": _recorder("LogStatusNotification"),
     "SecurityEventNotification": security_event,
