@@ -19,6 +19,7 @@ from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v201
 from csms.ocpp.station_reports import (
+    add_report_part,
     get_15118_ev_certificate,
     get_certificate_status,
     record,
@@ -120,6 +121,8 @@ async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def notify_report(ctx: HandlerContext, p: Payload) -> Payload:
+    # Its variables feed the device model; the parts make up the report asked for.
+    await add_report_part(ctx, "NotifyReport", p)
     await ctx.central.report(ctx.cp_id, p.get("reportData") or [])
     return {}
 
@@ -174,14 +177,14 @@ HANDLERS: dict[str, Handler] = {
     "NotifyReport": notify_report,
     "NotifyEVChargingNeeds": notify_ev_charging_needs,
     "NotifyChargingLimit": _recorder("NotifyChargingLimit"),
-    "ReportChargingProfiles": _recorder("ReportChargingProfiles"),
+    "ReportChargingProfiles": report_part("ReportChargingProfiles"),
     "ClearedChargingLimit": _recorder("ClearedChargingLimit"),
     "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
     "LogStatusNotification": _recorder("LogStatusNotification"),
     "SecurityEventNotification": security_event,
     "NotifyEvent": _recorder("NotifyEvent"),
-    "NotifyMonitoringReport": _recorder("NotifyMonitoringReport"),
+    "NotifyMonitoringReport": report_part("NotifyMonitoringReport"),
     "DataTransfer": _recorder("DataTransfer", {"status": "UnknownVendorId"}),
     "SignCertificate": sign_certificate(VERSION),
     "Get15118EVCertificate": get_15118_ev_certificate,
