@@ -48,6 +48,10 @@ def _id_token_info(info: IdTagInfo) -> Payload:
     out: Payload = {"status": info.status}
     if info.expiry is not None:
         out["cacheExpiryDateTime"] = iso(info.expiry)
+    if info.parent_id_tag:
+        # The 1.6 parentIdTag: tokens of one group may stop each other's transactions
+        # (C01.FR.05); a group token is ours, so of type Central.
+        out["groupIdToken"] = {"idToken": info.parent_id_tag, "type": "Central"}
     return out
 
 
