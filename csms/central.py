@@ -72,6 +72,8 @@ class Central:
             return None
         fingerprint = (f"{booted.firmware}|{cfg.meter_sample_interval_s}|"
                        f"{','.join(cfg.meter_measurands)}")
+        if cfg.master_pass_group:
+            fingerprint += f"|{cfg.master_pass_group}"  # existing fingerprints stay equal
         known = self.store.capabilities([booted.cp_id]).get(booted.cp_id, {})
         return None if known.get("configured_for") == fingerprint else fingerprint
 

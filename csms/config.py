@@ -57,6 +57,10 @@ class OcppConfig(_Section):
     allow_unknown_chargers: bool = True
     unknown_charger_status: Literal["Rejected", "Pending"] = "Rejected"
     authorize_all: bool = True
+    # 2.0.1 master pass (C16): tokens whose group (parentIdTag) is this id may stop any
+    # transaction on a station, not start one; set on each 2.0.1 station after its boot
+    # (AuthCtrlr.MasterPassGroupId). Empty: no master pass.
+    master_pass_group: str = ""
     meter_sample_interval_s: NonNegativeInt = 60  # 0: no periodic samples
     meter_measurands: list[str] = Field(
         default_factory=lambda: [

@@ -229,12 +229,17 @@ def parse_capabilities(results: list[dict[str, Any]]) -> dict[str, Any]:
 async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     """After boot: set TxUpdatedInterval and measurands, read SmartChargingCtrlr variables."""
     cfg = ctx.central.config
-    answer = await ctx.send("SetVariables", {"setVariableData": [
+    settings = [
         {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"},
          "attributeValue": str(cfg.meter_sample_interval_s)},
         {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedMeasurands"},
          "attributeValue": ",".join(cfg.meter_measurands)},
-    ]})
+    ]
+    if cfg.master_pass_group:
+        settings.append({"component": {"name": "AuthCtrlr"},
+                         "variable": {"name": "MasterPassGroupId"},
+                         "attributeValue": cfg.master_pass_group})
+    answer = await ctx.send("SetVariables", {"setVariableData": settings})
     configured = {r["variable"]["name"]: r["attributeStatus"]
                   for r in answer.get("setVariableResult", [])}
     get = []

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from csms.service import Loadstar
 from tests.raw_client import RawClient
 
@@ -37,3 +40,29 @@ async def test_a_1_6_authorize_answer_carries_the_parent_id_tag(server: Loadstar
     info = (await c.ok("Authorize", {"idTag": "DRIVER-2"}))["idTagInfo"]
     assert info == {"status": "Accepted", "parentIdTag": "FLEET-7"}
     await c.close()
+
+
+async def test_c16_master_pass_group_is_set_on_the_station_and_its_tokens_carry_it(
+        tmp_path: Path) -> None:
+    from tests.conftest import make_config
+
+    service = Loadstar(make_config(tmp_path, master_pass_group="MASTER"))
+    await service.start()
+    try:
+        await service.id_tags.create({"value": "SUPERVISOR", "parent_id_tag": "MASTER"})
+        c = await RawClient.connect(f"ws://127.0.0.1:{service.ocpp_port}/ocpp/MP201",
+                                    "ocpp2.0.1")
+        await c.ok("BootNotification", {"reason": "PowerUp", "chargingStation": {
+            "vendorName": "Acme", "model": "X2"}})
+        while True:
+            call = await asyncio.wait_for(c.server_calls.get(), 10)
+            if call[2] == "SetVariables":
+                break
+        assert {"component": {"name": "AuthCtrlr"}, "variable": {"name": "MasterPassGroupId"},
+                "attributeValue": "MASTER"} in call[3]["setVariableData"]
+        info = (await c.ok("Authorize", {"idToken": {"idToken": "SUPERVISOR",
+                                                      "type": "ISO14443"}}))["idTokenInfo"]
+        assert info["groupIdToken"]["idToken"] == "MASTER"
+        await c.close()
+    finally:
+        await service.stop()
