@@ -130,7 +130,10 @@ class SiteDirectory:
             id=s.id, max_power_kw=s.max_power_kw, max_current_a=s.max_current_a,
             buffer=s.buffer, timezone=s.timezone, objective=s.objective,
             min_power_kw=s.min_power_kw, power_step_kw=s.power_step_kw,
-            fallback_power_kw=s.fallback_power_kw, floors=s.floors,
+            fallback_power_kw=s.fallback_power_kw, floors=s.floors, wiring=s.wiring,
+            transformer=s.transformer, transformer_primary_a=s.transformer_primary_a,
+            transformer_primary_v=s.transformer_primary_v,
+            transformer_secondary_v=s.transformer_secondary_v,
         )
 
     def groups(self, site_id: str) -> tuple[Group, ...]:
