@@ -206,6 +206,15 @@ class SiteSpec(_Section):
     # node over its limit (and available again when room comes back); "alert_only" leaves them
     # open and only alerts when the site goes over.
     uncontrollable: Literal["close", "alert_only"] = "close"
+    # How per-phase A limits add currents: "arithmetic" (magnitudes: safe for any wiring) or
+    # "phasor" (as the chargers' declared phases imply: line-to-line loads add as phasors).
+    wiring: Literal["arithmetic", "phasor"] = "arithmetic"
+    # A delta-wye transformer feeding the site (wiring = "phasor"): its primary line-current
+    # limit in primary amps, and its line-to-line primary and secondary voltages.
+    transformer: Literal["delta_wye"] | None = None
+    transformer_primary_a: Positive | None = None
+    transformer_primary_v: Positive | None = None
+    transformer_secondary_v: Positive | None = None
     chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
     groups: list[GroupSpec] = Field(default_factory=list)
     limits: list[LimitSpec] = Field(default_factory=list)
@@ -218,6 +227,19 @@ class SiteSpec(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _transformer(self) -> SiteSpec:
+        """A transformer needs phasor wiring, its primary limit and both voltages."""
+        if self.transformer is None:
+            return self
+        if self.wiring != "phasor":
+            raise _at("wiring", 'must be "phasor" for a site with a transformer')
+        for key in ("transformer_primary_a", "transformer_primary_v",
+                    "transformer_secondary_v"):
+            if getattr(self, key) is None:
+                raise _at(key, "required for a site with a transformer")
+        return self
 
     @model_validator(mode="after")
     def _tree(self) -> SiteSpec:
