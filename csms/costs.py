@@ -163,9 +163,9 @@ class Costs:
             return False
         return True
 
-    def running(self) -> list[tuple[str, str]]:
-        """The transactions that have a CostUpdated task now."""
-        return list(self._tasks)
+    def task_for(self, cp_id: str, ocpp_tx_id: str) -> asyncio.Task[None] | None:
+        """The CostUpdated task of a transaction, while it has one."""
+        return self._tasks.get((cp_id, ocpp_tx_id))
 
     async def stop(self) -> None:
         """End every CostUpdated task and wait for each (a call under way is recorded as
