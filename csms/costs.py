@@ -78,15 +78,16 @@ class Costs:
         """The cost of a session now (final once it ended), kept on it; None without a tariff.
 
         A running session is costed up to `now` (the clock's by default)."""
+        # The tariff first: a site without one costs no read on every TransactionEvent.
+        found = self.tariff_for(cp_id)
+        if found is None:
+            return None
+        tariff, timezone = found
         session = await self.store.get_session(cp_id, ocpp_tx_id)
         if session is None:
             return None
         if session.cost is not None and session.cost.final:
             return session.cost.total
-        found = self.tariff_for(cp_id)
-        if found is None:
-            return None
-        tariff, timezone = found
         end = session.stopped_at or max(session.started_at, now or self.clock.now())
         readings = _readings(session, await self.store.energy_readings(session.id))
         cost = session_cost(tariff, timezone, session.started_at, end, session.energy_kwh,
