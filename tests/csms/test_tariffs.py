@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from csms.config import SiteSpec, TariffSpec
+from csms.config import ConfigError, SiteSpec, TariffSpec, load_config
 from csms.costs import cost_disabled
 from csms.tariffs import minor_unit, session_cost
 
@@ -186,3 +187,32 @@ def test_a_running_total_with_readings_never_falls_as_the_session_goes_on(
         total = session_cost(t, zone, start, at, Decimal(wh) / 1000, readings).total
         assert total >= last
         last = total
+
+
+def test_a_tariff_problem_in_config_toml_names_its_dotted_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[sites]]\nid = "s"\nmax_power_kw = 50\n[sites.tariff]\ncurrency = "EUR"\n'
+                    '[[sites.tariff.bands]]\nstart = "22:00"\nend = "06:00"\n'
+                    '[[sites.tariff.bands]]\nstart = "05:30"\nend = "07:00"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.lines == [
+        f"{path}: sites[0].tariff.bands[1]: overlaps bands[0] at 05:30"]
+
+
+def test_the_tariff_example_in_the_shipped_config_toml_loads_as_documented(
+        tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "config.toml").read_text()
+    start = text.index("# [sites.tariff]")
+    block = text[start:text.index("\n\n", start)]
+    example = text.replace(block, "\n".join(line.removeprefix("# ")
+                                            for line in block.splitlines()))
+    path = tmp_path / "c.toml"
+    path.write_text(example)
+    site = load_config(path).sites[0]
+    assert site.tariff is not None and site.tariff.currency == "EUR"
+    assert site.tariff.bands[0].energy_price_per_kwh == Decimal("0.18")
+    # 21:00-23:00 UTC, 2 kWh evenly: 1 kWh at 0.30, 1 kWh at night at 0.18, and the 0.50 fee.
+    cost = session_cost(site.tariff, site.timezone, T0 + timedelta(hours=1),
+                        T0 + timedelta(hours=3), 2)
+    assert cost.total == Decimal("0.98")
