@@ -202,7 +202,8 @@ class GroupSpec(_Section):
     limits: list[LimitSpec] = Field(default_factory=list)
 
 
-def _minutes(hhmm: str) -> int:
+def minute_of_day(hhmm: str) -> int:
+    """Minutes since midnight of an "HH:MM" time."""
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
 
@@ -218,7 +219,7 @@ class TariffBand(_Section):
 
     def minutes(self) -> set[int]:
         """The minutes of the day (0..1439) the band covers."""
-        start, end = _minutes(self.start), _minutes(self.end)
+        start, end = minute_of_day(self.start), minute_of_day(self.end)
         return set(range(start, end)) if start < end else \
             set(range(start, 24 * 60)) | set(range(0, end))
 

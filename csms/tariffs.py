@@ -8,16 +8,17 @@ is added once, and only the total is rounded, to the currency's minor unit (half
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
 
-from csms.config import TariffBand, TariffSpec
+from csms.config import TariffBand, TariffSpec, minute_of_day
 
 ZERO = Decimal(0)
 MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
@@ -47,12 +48,19 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal((b - a) // timedelta(microseconds=1)) / MICROSECONDS_PER_HOUR
 
 
+def _covers(band: TariffBand, minute: int) -> bool:
+    """Whether `band` holds `minute` of the day (one past midnight when it ends before it
+    starts)."""
+    start, end = minute_of_day(band.start), minute_of_day(band.end)
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
 def _band_at(tariff: TariffSpec, zone: ZoneInfo, instant: datetime) -> TariffBand | None:
     """The band whose time of day (local to the site) holds `instant`, if any."""
     local = instant.astimezone(zone)
     minute = local.hour * 60 + local.minute
     for band in tariff.bands:
-        if minute in band.minutes():
+        if _covers(band, minute):
             return band
     return None
 
@@ -80,10 +88,10 @@ def _boundaries(tariff: TariffSpec, zone: ZoneInfo, start: datetime,
         while day <= last:
             for band in tariff.bands:
                 for hhmm in (band.start, band.end):
-                    hours, minutes = (int(x) for x in hhmm.split(":"))
-                    edge = datetime.combine(day, time(hours, minutes), zone)
+                    minute = minute_of_day(hhmm)
+                    edge = datetime.combine(day, time(minute // 60, minute % 60), zone)
                     if start < edge < end:
-                        edges.add(edge)
+                        edges.add(edge.astimezone(UTC))
             day += timedelta(days=1)
     return sorted(edges)
 
@@ -111,20 +119,23 @@ def session_cost(tariff: TariffSpec, timezone: str, start: datetime, end: dateti
     zone = ZoneInfo(timezone)
     end = max(start, end)
     energy = max(ZERO, Decimal(str(energy_kwh)))
+    # The session cut where prices change, once: each slot between two edges has one price.
+    edges = _boundaries(tariff, zone, start, end)
+    slots = [_prices(tariff, _band_at(tariff, zone, x + (y - x) / 2))
+             for x, y in zip(edges, edges[1:], strict=False)]
     energy_cost = ZERO
     for a, b, kwh in _energy_pieces(start, end, energy, readings):
         if b == a:  # all at one instant (a session of no duration)
             energy_cost += kwh * _prices(tariff, _band_at(tariff, zone, a))[0]
             continue
         whole = _hours(a, b)
-        edges = _boundaries(tariff, zone, a, b)
-        for x, y in zip(edges, edges[1:], strict=False):
-            price = _prices(tariff, _band_at(tariff, zone, x + (y - x) / 2))[0]
-            energy_cost += kwh * _hours(x, y) / whole * price
-    time_cost = ZERO
-    edges = _boundaries(tariff, zone, start, end)
-    for x, y in zip(edges, edges[1:], strict=False):
-        time_cost += _hours(x, y) * _prices(tariff, _band_at(tariff, zone, x + (y - x) / 2))[1]
+        first = bisect_right(edges, a) - 1
+        cuts = [a, *edges[first + 1:bisect_left(edges, b)], b]
+        for k, (x, y) in enumerate(zip(cuts, cuts[1:], strict=False)):
+            energy_cost += kwh * _hours(x, y) / whole * slots[first + k][0]
+    time_cost = sum((_hours(x, y) * price[1]
+                     for (x, y), price in zip(zip(edges, edges[1:], strict=False), slots,
+                                              strict=True)), ZERO)
     fee = tariff.session_fee
     total = (energy_cost + time_cost + fee).quantize(minor_unit(tariff.currency),
                                                      rounding=ROUND_HALF_UP)
