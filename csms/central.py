@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import structlog
 
@@ -46,6 +47,13 @@ class TransactionStatusChecked:
     answer: dict[str, Any]
 
 
+class SessionCosts(Protocol):
+    """What a session costs now under its site's tariff, kept on it (csms.costs)."""
+
+    async def update(self, cp_id: str, ocpp_tx_id: str,
+                     now: datetime | None = None) -> Decimal | None: ...
+
+
 class Central:
     """Domain decisions shared by OCPP 1.6 and 2.0.1."""
 
@@ -59,6 +67,8 @@ class Central:
         self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
         # Judges an ISO 15118 EV's schedule against what its transaction holds (the planner).
         self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
+        # Set at start-up when sessions are costed (csms.costs needs the commands and sites).
+        self.costs: SessionCosts | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -185,6 +195,11 @@ class Central:
             log.info("duplicate_transaction_event", transaction_id=event.ocpp_tx_id,
                      seq_no=event.seq_no)
         return None if event.id_tag is None else await self.authorize(event.id_tag)
+
+    async def session_cost(self, cp_id: str, ocpp_tx_id: str) -> Decimal | None:
+        """The transaction's cost so far, final once it ended, and kept; None where its site
+        has no tariff."""
+        return None if self.costs is None else await self.costs.update(cp_id, ocpp_tx_id)
 
     async def status_check_due(self, cp_id: str, ocpp_tx_id: str) -> tuple[int, ...]:
         """The seqNos missing from a transaction that has ended, when the charger has not yet

@@ -102,7 +102,13 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     if p["eventType"] == "Ended" and await ctx.central.status_check_due(
             ctx.cp_id, tx["transactionId"]):
         ctx.after_reply(lambda: check_transaction_status(ctx, tx["transactionId"]))
-    return {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    answer: Payload = {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    # I03: the final cost in the Ended answer; I02.FR.01: the running cost in Updated ones.
+    if p["eventType"] != "Started":
+        total = await ctx.central.session_cost(ctx.cp_id, tx["transactionId"])
+        if total is not None:
+            answer["totalCost"] = float(total)
+    return answer
 
 
 async def check_transaction_status(ctx: HandlerContext, transaction_id: str) -> None:

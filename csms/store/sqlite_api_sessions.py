@@ -18,6 +18,7 @@ from csms.store.base import (
     SessionQuery,
 )
 from csms.store.sqlite_base import TOTAL_ROWS, Db, SqliteBase, _dt, _one, _ts, _writes
+from csms.store.sqlite_sessions import stored_cost
 
 # Energy of a session in kWh: the charger's start/stop meter, else the register readings.
 ENERGY = ("max(0.0, coalesce((coalesce(s.meter_stop_wh, s.last_energy_wh)"
@@ -64,7 +65,7 @@ def _session(r: aiosqlite.Row) -> ApiSessionRecord:
         energy_to_charge_kwh=r["energy_to_charge_kwh"], departure=_dt(r["departure"]),
         priority=r["priority"], vehicle_id=r["vehicle_id"], max_power_kw=r["max_power_kw"],
         payment_info=r["payment_info"], remote_stop=None if remote is None else bool(remote),
-        start_soc=r["start_soc"], updated_at=_dt(r["updated"]),
+        start_soc=r["start_soc"], updated_at=_dt(r["updated"]), cost=stored_cost(r),
     )
 
 
