@@ -8,6 +8,7 @@ transaction started with its reservationId).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import structlog
@@ -17,7 +18,7 @@ from csms.domain import DomainEvent, TransactionEvent201, TransactionStarted
 from csms.local_list_plan import TOKEN_TYPES, V16
 from csms.store import Store
 from csms.store.authlist import ReservationRecord
-from csms.typed_calls import AfterReply, Channel, Payload
+from csms.typed_calls import Channel, Payload
 
 log = structlog.get_logger("csms.reservations")
 
@@ -51,12 +52,11 @@ def reserve_now_payload(version: str, reservation: ReservationRecord) -> Payload
 class Reservations:
     """Reserve, cancel, and follow what the charger says became of a reservation."""
 
-    def __init__(self, store: Store, channel: Channel, clock: Clock,
-                 after_reply: AfterReply | None = None) -> None:
+    def __init__(self, store: Store, channel: Channel, clock: Clock) -> None:
         self.store = store
         self.channel = channel
         self.clock = clock
-        self._after_reply = after_reply
+        self._tasks: set[asyncio.Task[ReservationRecord | None]] = set()
         self._next_check: datetime | None = None
 
     async def reserve(self, cp_id: str, connector_id: int | None, id_tag: str,
@@ -132,14 +132,21 @@ class Reservations:
 
     def on_event(self, event: DomainEvent) -> None:
         """Bus listener: a 1.6 StartTransaction or 2.0.1 TransactionEvent with a reservationId
-        uses the reservation (marked once the charger has its answer)."""
+        uses the reservation (the event is committed; marking it need not hold the answer)."""
         reservation_id = getattr(event, "reservation_id", None)
-        if reservation_id is None or self._after_reply is None or not isinstance(
+        if reservation_id is None or not isinstance(
                 event, TransactionStarted | TransactionEvent201):
             return
-        cp_id, tx_id = event.cp_id, event.ocpp_tx_id
+        task = asyncio.ensure_future(self.used(event.cp_id, reservation_id, event.ocpp_tx_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
 
-        async def use() -> None:
-            await self.used(cp_id, reservation_id, tx_id)
+    def _ended(self, task: asyncio.Task[ReservationRecord | None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reservation_use_failed", error=str(task.exception()))
 
-        self._after_reply(cp_id, use)
+    async def idle(self) -> None:
+        """Wait until reservations being marked used are (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))

@@ -111,7 +111,7 @@ class Loadstar:
                                       self.after_reply)
         self.id_tags.on_change.append(self.local_lists.tags_changed)
         self.bus.listen(self.local_lists.on_event)
-        self.reservations = Reservations(self.store, channel, self.clock, self.after_reply)
+        self.reservations = Reservations(self.store, channel, self.clock)
         self.bus.listen(self.reservations.on_event)
         self.webhooks = Webhooks(self.store, self.clock, SecretBox(key_path_for(config.store.path)),
                                  self.optimizations.of_plan)
@@ -234,6 +234,7 @@ class Loadstar:
             await self.planner.stop()
         await self.relay.stop()
         await self.local_lists.stop()
+        await self.reservations.idle()
         await self.alerts.stop()
         await self.webhook_delivery.stop()
         await self.commands.drain()
