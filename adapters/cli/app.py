@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli import authlist
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
@@ -296,3 +297,7 @@ def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
         say(f"no live key {key_id}")
         raise typer.Exit(1)
     typer.echo(f"revoked key {key_id}")
+
+
+# Reservations and local lists: typed helpers whose CALLs go through the server's relay.
+authlist.register(app, _config, _with_store)

@@ -17,6 +17,7 @@ from csms.domain import (
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
+from csms.ocpp.reservation_status import reservation_status_update
 from csms.ocpp.samples import samples_v201
 from csms.ocpp.station_reports import (
     add_report_part,
@@ -98,6 +99,7 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
         evse_connector_id=evse.get("connectorId"), id_tag=token or None,
         offline=bool(p.get("offline", False)), charging_state=tx.get("chargingState"),
         stopped_reason=tx.get("stoppedReason"), samples=samples_v201(p.get("meterValue") or []),
+        reservation_id=p.get("reservationId"),
     ))
     if p["eventType"] == "Ended" and await ctx.central.status_check_due(
             ctx.cp_id, tx["transactionId"]):
@@ -202,7 +204,7 @@ HANDLERS: dict[str, Handler] = {
     "NotifyCustomerInformation": report_part("NotifyCustomerInformation"),
     "NotifyDisplayMessages": report_part("NotifyDisplayMessages"),
     "PublishFirmwareStatusNotification": record("PublishFirmwareStatusNotification"),
-    "ReservationStatusUpdate": record("ReservationStatusUpdate"),
+    "ReservationStatusUpdate": reservation_status_update,
 }
 
 

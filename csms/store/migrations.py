@@ -551,3 +551,32 @@ MIGRATIONS.append(
     ALTER TABLE sessions ADD COLUMN cost_final INTEGER NOT NULL DEFAULT 0;
     """
 )
+
+MIGRATIONS.append(
+    # 18: what each charger's local authorization list holds as far as we know (the version
+    # last accepted and its entries, so a sync can send only the difference), and
+    # reservations (ReserveNow) with the charger's answer and what became of them.
+    """
+    CREATE TABLE local_lists (
+        cp_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        entries TEXT NOT NULL,
+        out_of_date INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER,
+        id_tag TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expiry TEXT NOT NULL,
+        status TEXT NOT NULL,
+        charger_status TEXT,
+        transaction_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX reservations_cp ON reservations (cp_id, status);
+    """
+)

@@ -17,6 +17,7 @@ from csms.store.base import FrameRecord, StoreHealth
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite_alerts import AlertsMixin
 from csms.store.sqlite_api_sessions import ApiSessionsMixin
+from csms.store.sqlite_authlist import AuthListMixin
 from csms.store.sqlite_base import Db, SqliteBase, _ts
 from csms.store.sqlite_catalog import CatalogMixin
 from csms.store.sqlite_chargers import ChargePointsMixin
@@ -91,7 +92,7 @@ class FrameLog:
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, CostsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  NetworksMixin, AlertsMixin, ReportsMixin, SqliteBase):
+                  NetworksMixin, AlertsMixin, ReportsMixin, AuthListMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
