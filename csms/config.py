@@ -56,6 +56,8 @@ class OcppConfig(_Section):
     max_frame_bytes: PositiveInt = 65536
     allow_unknown_chargers: bool = True
     unknown_charger_status: Literal["Rejected", "Pending"] = "Rejected"
+    # The interval a Pending or Rejected boot is answered with: when to boot again.
+    boot_retry_interval_s: PositiveInt = 60
     authorize_all: bool = True
     meter_sample_interval_s: NonNegativeInt = 60  # 0: no periodic samples
     meter_measurands: list[str] = Field(
