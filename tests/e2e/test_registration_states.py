@@ -62,9 +62,13 @@ V201_MESSAGES: list[tuple[str, dict[str, Any]]] = [
 
 
 def answer(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """A charger that does what it is triggered to (and sends it when the test says)."""
-    return {"status": "Accepted"} if action == "TriggerMessage" else default_answer(action,
-                                                                                    payload)
+    """A charger that does what it is triggered to (and sends it when the test says) and
+    takes the profiles load management sends an Accepted one."""
+    if action in ("TriggerMessage", "SetChargingProfile", "ClearChargingProfile"):
+        return {"status": "Accepted"}
+    if action == "GetCompositeSchedule":
+        return {"status": "Rejected"}
+    return default_answer(action, payload)
 
 
 async def connect(url: str, subprotocol: str) -> RawClient:
@@ -93,14 +97,21 @@ async def all_refused(c: RawClient, messages: list[tuple[str, dict[str, Any]]]) 
         assert reply[0] == 4 and reply[2] == "SecurityError", (action, reply)
 
 
-async def next_call(c: RawClient, action: str) -> list[Any]:
-    """The next CALL `action` the server sends `c` (others, such as what load management asks
-    of an Accepted charger, are passed over)."""
+async def next_call(c: RawClient, action: str,
+                    payload: dict[str, Any] | None = None) -> list[Any]:
+    """The next CALL `action` (with `payload`, if given) the server sends `c`; others, such
+    as what load management asks of an Accepted charger, are passed over."""
     async def find() -> list[Any]:
-        while (call := await c.server_calls.get())[2] != action:
-            pass
-        return call
+        while True:
+            call = await c.server_calls.get()
+            if call[2] == action and payload in (None, call[3]):
+                return call
     return await asyncio.wait_for(find(), 10)
+
+
+async def asked_to_boot(c: RawClient) -> None:
+    """The server sends `c` TriggerMessage BootNotification."""
+    await next_call(c, "TriggerMessage", {"requestedMessage": "BootNotification"})
 
 
 def nothing_of(server: Loadstar, cp_id: str) -> None:
@@ -192,8 +203,7 @@ async def test_a_rejected_reboot_takes_back_what_an_accepted_boot_allowed(
                              json={"status": "Rejected"})
         # Its last boot was Accepted: it is asked to boot again, to learn it is not.
         assert r.json()["data"][0]["bootNotificationRequested"] is True
-        trigger = await next_call(c, "TriggerMessage")
-        assert trigger[3] == {"requestedMessage": "BootNotification"}
+        await asked_to_boot(c)
         # Refused at once, before it boots again.
         await all_refused(c, V16_MESSAGES[:1])
         assert (await c.ok("BootNotification", BOOT16))["status"] == "Rejected"
@@ -224,8 +234,7 @@ async def test_operator_accept_triggers_a_boot_that_is_accepted_then_messages_ar
         assert (reg["status"], reg["bootStatus"], reg["bootNotificationRequested"]) == (
             "Accepted", "Pending", True)
         # B02: TriggerMessage BootNotification; until the boot, the station is still Pending.
-        trigger = await next_call(c, "TriggerMessage")
-        assert trigger[3] == {"requestedMessage": "BootNotification"}
+        await asked_to_boot(c)
         await all_refused(c, V201_MESSAGES[:1])
         boot = await c.ok("BootNotification", {**BOOT201, "reason": "Triggered"})
         assert boot["status"] == "Accepted"
@@ -295,14 +304,14 @@ async def test_loadstar_charger_accept_against_a_running_server(tmp_path: Path) 
                                        server.http_url, "--api-key", key, "--json")
             assert code == 0, err
             assert json.loads(out)["bootNotificationRequested"] is True
-            await next_call(c, "TriggerMessage")
+            await asked_to_boot(c)
             assert (await c.ok("BootNotification", BOOT16))["status"] == "Accepted"
             start = await c.ok("StartTransaction", V16_MESSAGES[3][1])
             assert isinstance(start["transactionId"], int)
             code, out, err = await cli(server.config, "charger", "reject", "CLI16", "--url",
                                        server.http_url, "--api-key", key)
             assert code == 0 and "Rejected" in out, err
-            await next_call(c, "TriggerMessage")
+            await asked_to_boot(c)
             assert (await c.ok("BootNotification", BOOT16))["status"] == "Rejected"
             await all_refused(c, V16_MESSAGES[:1])
         finally:
