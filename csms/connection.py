@@ -280,6 +280,10 @@ class ChargerConnection:
                 return
             if call.action == "BootNotification":
                 self._booted = answer.get("status")
+                if self._booted == "Accepted" and self._stored is None:
+                    # Accepted means no refusing registration: nothing to read before its
+                    # next message (an operator's change since reaches `_stored` directly).
+                    self._stored = Standing()
             await self._send_text(result_frame(call.unique_id, answer), CALLRESULT,
                                   call.unique_id, call.action)
         jobs, self._pending_after_reply = self._pending_after_reply, []

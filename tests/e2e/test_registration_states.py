@@ -64,7 +64,8 @@ V201_MESSAGES: list[tuple[str, dict[str, Any]]] = [
 def answer(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """A charger that does what it is triggered to (and sends it when the test says) and
     takes the profiles load management sends an Accepted one."""
-    if action in ("TriggerMessage", "SetChargingProfile", "ClearChargingProfile"):
+    if action in ("TriggerMessage", "SetChargingProfile", "ClearChargingProfile",
+                  "GetBaseReport"):
         return {"status": "Accepted"}
     if action == "GetCompositeSchedule":
         return {"status": "Rejected"}
@@ -154,6 +155,34 @@ async def test_b02_fr_02_the_csms_may_configure_a_pending_station_over_the_relay
         assert (await next_call(c, "GetVariables"))[3] == frame[3]
     finally:
         await c.close()
+
+
+async def test_a_pending_station_may_send_what_the_csms_asked_it_for_and_nothing_else(
+        server: Loadstar, url: Callable[[str], str], client: httpx.AsyncClient) -> None:
+    """1.6 section 4.2 and B02.FR.02: asked for a report (or triggered), a Pending station's
+    NotifyReport (or Heartbeat) is answered; statuses and transactions stay refused."""
+    c = await connect(url("ASK201"), "ocpp2.0.1")
+    try:
+        assert (await c.ok("BootNotification", BOOT201))["status"] == "Pending"
+        await all_refused(c, [("NotifyReport", {"requestId": 7, "generatedAt": TS,
+                                                "seqNo": 0})])
+        for frame in ([2, "r-1", "GetBaseReport", {"requestId": 7,
+                                                   "reportBase": "FullInventory"}],
+                      [2, "t-1", "TriggerMessage", {"requestedMessage": "Heartbeat"}],
+                      [2, "t-2", "TriggerMessage", {"requestedMessage": "StatusNotification"}]):
+            r = await client.post("/v2/ocpp_messages/ASK201", json=json.dumps(frame))
+            assert r.status_code == 200, r.text
+        await c.ok("NotifyReport", {"requestId": 7, "generatedAt": TS, "seqNo": 0,
+                                    "reportData": [{"component": {"name": "EVSE",
+                                                                  "evse": {"id": 1}},
+                                                    "variable": {"name": "Available"},
+                                                    "variableAttribute": [{"value": "true"}]}]})
+        await c.ok("Heartbeat", {})
+        await all_refused(c, V201_MESSAGES[1:])
+    finally:
+        await c.close()
+    assert await server.store.list_sessions() == []
+    nothing_of(server, "ASK201")
 
 
 async def test_b03_fr_07_rejected_station_gets_security_error(
