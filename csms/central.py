@@ -32,6 +32,7 @@ from csms.domain import (
 )
 from csms.events import EventBus
 from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evses
+from csms.registration import boot_answer
 from csms.store import Store
 
 log = structlog.get_logger("csms.central")
@@ -93,15 +94,27 @@ class Central:
             await configuration
 
     async def boot(self, event: Booted) -> str:
-        """Record a boot; answer Accepted, or Rejected/Pending for an unknown charger."""
-        if not self.config.allow_unknown_chargers and not await self.store.is_registered(
-            event.cp_id
-        ):
-            log.warning("boot_refused_unknown_charger", status=self.config.unknown_charger_status)
-            return self.config.unknown_charger_status
-        await self.store.record_boot(event, self.now())
-        self.bus.publish(event)
-        return "Accepted"
+        """Record a boot and answer it: the operator's registration (Accepted, Pending,
+        Rejected), else Accepted or the configured status for unknown chargers."""
+        standing = await self.store.standing(event.cp_id)
+        status = boot_answer(standing.registration, self.config.allow_unknown_chargers,
+                             self.config.unknown_charger_status)
+        if status == "Accepted":
+            await self.store.record_boot(event, self.now())
+            self.bus.publish(event)
+            return status
+        # Pending: kept, so that an operator can see what asks and accept it. Rejected: kept
+        # only on a record that exists (unknown chargers leave no rows).
+        await self.store.record_refused_boot(event, status, self.now(),
+                                             create=status == "Pending")
+        log.warning("boot_not_accepted", status=status, registration=standing.registration)
+        return status
+
+    def boot_interval(self, status: str) -> int:
+        """The BootNotification answer's interval: the heartbeat interval when Accepted, else
+        when to boot again (OCPP: the minimum wait before the next BootNotification)."""
+        cfg = self.config
+        return cfg.heartbeat_interval_s if status == "Accepted" else cfg.boot_retry_interval_s
 
     async def connection_changed(self, cp_id: str, online: bool, protocol: str | None) -> None:
         """A charger connected or went away."""

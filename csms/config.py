@@ -71,6 +71,8 @@ class OcppConfig(_Section):
     max_frame_bytes: PositiveInt = 65536
     allow_unknown_chargers: bool = True
     unknown_charger_status: Literal["Rejected", "Pending"] = "Rejected"
+    # The interval a Pending or Rejected boot is answered with: when to boot again.
+    boot_retry_interval_s: PositiveInt = 60
     authorize_all: bool = True
     # 2.0.1 master pass (C16): tokens whose group (parentIdTag) is this id may stop any
     # transaction on a station, not start one; set on each 2.0.1 station after its boot

@@ -27,6 +27,7 @@ from csms.id_tags import IdTags
 from csms.local_lists import LocalLists
 from csms.networks import SITE_OVERRIDE
 from csms.planner import Planner
+from csms.registrar import Registrar
 from csms.relay import Relay
 from csms.reservations import Reservations
 from csms.secrets import SecretBox, key_path_for
@@ -84,6 +85,7 @@ class Loadstar:
         self.registry = Registry()
         self.api_keys = ApiKeys(self.store)
         self.commands = Commands(self.store, self.registry, self.clock)
+        self.registrar = Registrar(self.store, self.registry, self.commands)
         self.server = OcppServer(config.ocpp, self.central, self.store, self.clock,
                                  self.registry, self.commands.record)
         self.sites = SiteDirectory.from_config(config)
@@ -238,6 +240,7 @@ class Loadstar:
         # Closing the sockets ends the calls under way; their endings are recorded before the
         # store closes.
         await self.server.stop()
+        await self.registrar.drain()
         if self.planner is not None:
             await self.planner.stop()
         await self.relay.stop()

@@ -58,7 +58,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     if fingerprint is not None:
         ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"status": status, "currentTime": iso(ctx.central.now()),
-            "interval": ctx.central.config.heartbeat_interval_s}
+            "interval": ctx.central.boot_interval(status)}
 
 
 async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:

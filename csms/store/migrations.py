@@ -580,3 +580,16 @@ MIGRATIONS.append(
     CREATE INDEX reservations_cp ON reservations (cp_id, status);
     """
 )
+
+MIGRATIONS.append(
+    # 19: registration states (Accepted, Pending, Rejected). `registration` is the operator's
+    # word (NULL: none given, the config decides), `boot_status` what we answered the
+    # charger's last BootNotification (NULL: it never booted on this record). A charger
+    # registered before this kept being Accepted; one that booted was answered Accepted.
+    """
+    ALTER TABLE charge_points ADD COLUMN registration TEXT;
+    ALTER TABLE charge_points ADD COLUMN boot_status TEXT;
+    UPDATE charge_points SET registration = 'Accepted' WHERE registered = 1;
+    UPDATE charge_points SET boot_status = 'Accepted' WHERE booted_at IS NOT NULL;
+    """
+)
