@@ -1,0 +1,157 @@
+"""The fleet horizon as a linear program: energy before each departure, then fairness.
+
+Between two departures nothing changes for a plan with constant limits, so the horizon is cut
+into epochs at the slots where cars leave (and where slot limits change), not into every slot:
+one power variable per session and epoch, exact for the relaxation and far smaller than
+slots x sessions. Departures further out are rounded down to a coarser grid (a car is planned
+to leave a little early: never unsafe, only cautious). The program (GLOP):
+
+    minimise  sum_i w_i * sum_k (1 + FAIR * k) * short_ik  -  tiny bonus for early energy
+    s.t.      energy_i + sum_k short_ik >= need_i,  0 <= short_ik <= need_i / SEGMENTS
+              energy_i <= need_i                      (a full car stops drawing)
+              every row, every epoch: sum_i coef * max(P_ij - floor_i, 0) <= room
+              0 <= P_ij <= cap_i
+
+Shortfall costs more the larger its share of a car's need (convex segments): energy first,
+then the shortfall spread so that no car is left far behind the others (fairness); the early
+bonus, smaller than any fairness step, front-loads energy and gives the present to the car
+that leaves first. No 0-or-minimum rule here: the caller rounds (see `fleet`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ortools.linear_solver.python import model_builder as mb
+
+from loadmgmt.network import INF
+
+SEGMENTS = 4
+FAIR = 0.01  # each further quarter of a car's need unmet costs 1 % more per Wh
+EARLY = 1e-4  # below every fairness step: only breaks ties
+VAR_BUDGET = 12_000  # session-epoch variables; beyond it the epochs are coarsened
+
+
+@dataclass(frozen=True)
+class HorizonProblem:
+    """Sessions over `slots` slots of `slot_s`: caps, floors, needs, rows, room per slot."""
+
+    slot_s: int
+    slots: int
+    sessions: Sequence[int]
+    cap: Mapping[int, float]  # W
+    floor: Mapping[int, float]  # W already counted in the rows' base
+    weight: Mapping[int, float]
+    need_wh: Mapping[int, float]
+    last_slot: Mapping[int, int]  # present in slots [0, last_slot) (>= 1)
+    first_share: Mapping[int, float]  # fraction of slot 0 the car is still there
+    coef: Mapping[int, Sequence[tuple[int, float]]]  # per session: (row, per W)
+    room: Sequence[Sequence[float]]  # per slot, per row: W or A left above base (INF: none)
+
+
+def _grid(t: int, slot_s: int) -> int:
+    """Round slot index `t` down to the epoch grid: slots in the first hour, then quarter
+    hours up to 4 h, then hours."""
+    secs = t * slot_s
+    res = 1 if secs < 3600 else max(1, 900 // slot_s) if secs < 4 * 3600 else max(1, 3600 // slot_s)
+    return max(1, t - t % res)
+
+
+def epochs(p: HorizonProblem) -> tuple[list[int], dict[int, int]]:
+    """Epoch boundaries (slot indices, first 0 and 1, last `slots`) and each session's
+    departure boundary (a car is present in every epoch that ends at or before it)."""
+    marks = {0, 1, p.slots}
+    for t in range(1, p.slots):
+        if any(p.room[t][k] != p.room[t - 1][k] for k in range(len(p.room[t]))):
+            marks.add(t)  # a slot limit changes here
+    dep = {i: min(p.slots, _grid(p.last_slot[i], p.slot_s)) for i in p.sessions}
+    marks.update(dep.values())
+    bounds = sorted(marks)
+    budget = max(4, VAR_BUDGET // max(1, len(p.sessions)))
+    if len(bounds) > budget:
+        # Keep the near ones and an even spread of the rest: a car planned to leave at the
+        # kept boundary before its own still fits every row.
+        head, rest = bounds[:3], bounds[3:-1]
+        keep = max(1, budget - 4)
+        rest = [rest[round(n * (len(rest) - 1) / max(1, keep - 1))] for n in range(keep)]
+        bounds = sorted(set(head + rest + [p.slots]))
+    out_dep: dict[int, int] = {}
+    for i, d in dep.items():
+        out_dep[i] = max(b for b in bounds if b <= d)
+    return bounds, out_dep
+
+
+def solve(p: HorizonProblem, time_limit_s: float) -> dict[int, list[float]] | None:
+    """Each session's power per slot (W, unrounded), or None when GLOP gives no optimum in
+    time."""
+    if not p.sessions:
+        return {}
+    bounds, dep = epochs(p)
+    slot_h = p.slot_s / 3600.0
+    horizon = float(p.slots)
+    model = mb.Model()
+    power: dict[tuple[int, int], mb.Variable] = {}
+    row_terms: dict[tuple[int, int], tuple[list[mb.Variable], list[float]]] = {}
+    obj_vars: list[mb.Variable] = []
+    obj_coefs: list[float] = []
+    nrows = len(p.room[0])
+    room: list[list[float]] = []
+    for j in range(len(bounds) - 1):
+        slots_j = range(bounds[j], bounds[j + 1])
+        # Within an epoch the least room holds (slot limits only change at boundaries, but a
+        # coarsened grid may merge some: the least is safe).
+        room.append([min(p.room[t][k] for t in slots_j) for k in range(nrows)])
+    last_dep = max(dep.values()) if dep else 1
+    for i in p.sessions:
+        energy_vars: list[mb.Variable] = []
+        energy_coefs: list[float] = []
+        fl = p.floor.get(i, 0.0)
+        urgency = 1.0 - dep[i] / (2.0 * max(last_dep, 1))
+        for j in range(len(bounds) - 1):
+            if bounds[j + 1] > dep[i]:
+                break
+            e = (bounds[j + 1] - bounds[j]) * slot_h * (p.first_share[i] if j == 0 else 1.0)
+            x = model.new_num_var(0.0, p.cap[i], f"p{i}_{j}")
+            power[i, j] = x
+            energy_vars.append(x)
+            energy_coefs.append(e)
+            obj_vars.append(x)
+            obj_coefs.append(-EARLY * p.weight[i] * e * (1.0 - bounds[j] / horizon) * (1 + urgency))
+            over = x
+            if fl > 0:
+                over = model.new_num_var(0.0, max(0.0, p.cap[i] - fl), f"o{i}_{j}")
+                model.add(over - x >= -fl)
+            for k, c in p.coef[i]:
+                if room[j][k] < INF:
+                    vs, cs = row_terms.setdefault((j, k), ([], []))
+                    vs.append(over)
+                    cs.append(c)
+        need = p.need_wh[i]
+        got = mb.LinearExpr.weighted_sum(energy_vars, energy_coefs)
+        model.add(got <= need)
+        shorts = [model.new_num_var(0.0, need / SEGMENTS, f"s{i}_{k}") for k in range(SEGMENTS)]
+        model.add(got + mb.LinearExpr.sum(shorts) >= need)
+        for k, s in enumerate(shorts):
+            obj_vars.append(s)
+            obj_coefs.append(p.weight[i] * (1.0 + FAIR * k))
+    for (j, k), (vs, cs) in row_terms.items():
+        # A hair below the limit: GLOP's tolerances must not put a row over it.
+        limit = max(0.0, room[j][k])
+        model.add(mb.LinearExpr.weighted_sum(vs, cs) <= limit - 1e-7 * max(1.0, limit))
+    model.minimize(mb.LinearExpr.weighted_sum(obj_vars, obj_coefs))
+    solver = mb.Solver("glop")
+    solver.set_time_limit_in_seconds(max(0.001, time_limit_s))
+    status = solver.solve(model)
+    if status != mb.SolveStatus.OPTIMAL:
+        return None
+    values = solver.values(list(power.values()))
+    out = {i: [0.0] * p.slots for i in p.sessions}
+    for ((i, j), _x), v in zip(power.items(), values, strict=True):
+        v = max(0.0, min(p.cap[i], float(v)))
+        if not math.isfinite(v):
+            return None
+        for t in range(bounds[j], bounds[j + 1]):
+            out[i][t] = v
+    return out
