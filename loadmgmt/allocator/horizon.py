@@ -20,7 +20,9 @@ that leaves first. No 0-or-minimum rule here: the caller rounds (see `fleet`).
 
 from __future__ import annotations
 
+import bisect
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +33,7 @@ from loadmgmt.network import INF
 SEGMENTS = 4
 FAIR = 0.01  # each further quarter of a car's need unmet costs 1 % more per Wh
 EARLY = 1e-4  # below every fairness step: only breaks ties
-VAR_BUDGET = 12_000  # session-epoch variables; beyond it the epochs are coarsened
+VAR_BUDGET = 4_000  # session-epoch variables; beyond it the epochs are coarsened
 
 
 @dataclass(frozen=True)
@@ -69,31 +71,42 @@ def epochs(p: HorizonProblem) -> tuple[list[int], dict[int, int]]:
     dep = {i: min(p.slots, _grid(p.last_slot[i], p.slot_s)) for i in p.sessions}
     marks.update(dep.values())
     bounds = sorted(marks)
-    budget = max(4, VAR_BUDGET // max(1, len(p.sessions)))
-    if len(bounds) > budget:
-        # Keep the near ones and an even spread of the rest: a car planned to leave at the
-        # kept boundary before its own still fits every row.
+
+    def variables(bs: list[int]) -> int:
+        return sum(bisect.bisect_right(bs, d) - 1 for d in dep.values())
+
+    while variables(bounds) > VAR_BUDGET and len(bounds) > 4:
+        # Every other far boundary goes: a car planned to leave at the kept boundary before
+        # its own still fits every row (cautious, never unsafe). The near ones stay.
         head, rest = bounds[:3], bounds[3:-1]
-        keep = max(1, budget - 4)
-        rest = [rest[round(n * (len(rest) - 1) / max(1, keep - 1))] for n in range(keep)]
-        bounds = sorted(set(head + rest + [p.slots]))
+        bounds = head + rest[1::2] + [p.slots]
     out_dep: dict[int, int] = {}
     for i, d in dep.items():
         out_dep[i] = max(b for b in bounds if b <= d)
     return bounds, out_dep
 
 
-def solve(p: HorizonProblem, time_limit_s: float) -> dict[int, list[float]] | None:
-    """Each session's power per slot (W, unrounded), or None when GLOP gives no optimum in
-    time."""
-    if not p.sessions:
-        return {}
+@dataclass(frozen=True)
+class HorizonPlan:
+    """The program's answer: epoch boundaries (slot indices), each epoch's least room per
+    row, each session's power per epoch (W, unrounded; 0 after it leaves)."""
+
+    bounds: list[int]
+    room: list[list[float]]
+    power: dict[int, list[float]]
+    present: dict[int, int]  # epochs a session is planned to be there for
+
+
+def solve(p: HorizonProblem, time_limit_s: float) -> HorizonPlan | None:
+    """The plan, or None when GLOP gives no optimum in time."""
+    started = time.perf_counter()
     bounds, dep = epochs(p)
     slot_h = p.slot_s / 3600.0
     horizon = float(p.slots)
     model = mb.Model()
     power: dict[tuple[int, int], mb.Variable] = {}
     row_terms: dict[tuple[int, int], tuple[list[mb.Variable], list[float]]] = {}
+    row_most: dict[tuple[int, int], float] = {}  # the most a row could see in that epoch
     obj_vars: list[mb.Variable] = []
     obj_coefs: list[float] = []
     nrows = len(p.room[0])
@@ -104,7 +117,9 @@ def solve(p: HorizonProblem, time_limit_s: float) -> dict[int, list[float]] | No
         # coarsened grid may merge some: the least is safe).
         room.append([min(p.room[t][k] for t in slots_j) for k in range(nrows)])
     last_dep = max(dep.values()) if dep else 1
-    for i in p.sessions:
+    for n, i in enumerate(p.sessions):
+        if n % 64 == 63 and time.perf_counter() - started > time_limit_s:
+            return None  # building alone took the budget: the caller falls back
         energy_vars: list[mb.Variable] = []
         energy_coefs: list[float] = []
         fl = p.floor.get(i, 0.0)
@@ -123,11 +138,13 @@ def solve(p: HorizonProblem, time_limit_s: float) -> dict[int, list[float]] | No
             if fl > 0:
                 over = model.new_num_var(0.0, max(0.0, p.cap[i] - fl), f"o{i}_{j}")
                 model.add(over - x >= -fl)
+            most = max(0.0, p.cap[i] - fl)
             for k, c in p.coef[i]:
                 if room[j][k] < INF:
                     vs, cs = row_terms.setdefault((j, k), ([], []))
                     vs.append(over)
                     cs.append(c)
+                    row_most[j, k] = row_most.get((j, k), 0.0) + c * most
         need = p.need_wh[i]
         got = mb.LinearExpr.weighted_sum(energy_vars, energy_coefs)
         model.add(got <= need)
@@ -139,19 +156,25 @@ def solve(p: HorizonProblem, time_limit_s: float) -> dict[int, list[float]] | No
     for (j, k), (vs, cs) in row_terms.items():
         # A hair below the limit: GLOP's tolerances must not put a row over it.
         limit = max(0.0, room[j][k])
+        if row_most[j, k] <= limit * (1 - 1e-6):
+            continue  # cannot bind: every car at its maximum still fits
         model.add(mb.LinearExpr.weighted_sum(vs, cs) <= limit - 1e-7 * max(1.0, limit))
     model.minimize(mb.LinearExpr.weighted_sum(obj_vars, obj_coefs))
+    left = time_limit_s - (time.perf_counter() - started)
+    if left <= 0.002:
+        return None  # building took the budget: the caller falls back
     solver = mb.Solver("glop")
-    solver.set_time_limit_in_seconds(max(0.001, time_limit_s))
+    solver.set_time_limit_in_seconds(left)
     status = solver.solve(model)
     if status != mb.SolveStatus.OPTIMAL:
         return None
     values = solver.values(list(power.values()))
-    out = {i: [0.0] * p.slots for i in p.sessions}
+    out = {i: [0.0] * (len(bounds) - 1) for i in p.sessions}
+    present = dict.fromkeys(p.sessions, 0)
     for ((i, j), _x), v in zip(power.items(), values, strict=True):
         v = max(0.0, min(p.cap[i], float(v)))
         if not math.isfinite(v):
             return None
-        for t in range(bounds[j], bounds[j + 1]):
-            out[i][t] = v
-    return out
+        out[i][j] = v
+        present[i] = max(present[i], j + 1)
+    return HorizonPlan(bounds, room, out, present)
