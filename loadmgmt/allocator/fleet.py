@@ -162,7 +162,8 @@ def _fleet(
             # Later epochs catch up what rounding earlier ones cost, where there is room.
             top_up = {i: min(need_left[i], max(0.0, planned[i] - problem.need_wh[i]
                                                 + need_left[i])) / hours[i] for i in present}
-        got = round_slot(prep, rooms[j], {i: plan[i][j] for i in present}, present, top_up)
+        got = round_slot(prep, rooms[j], {i: plan[i][j] for i in present}, present, top_up,
+                         trim=j == 0)
         for i in sessions:
             x = got.get(i, 0.0)
             grants[i].extend([x] * span)
