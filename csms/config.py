@@ -195,6 +195,9 @@ class SiteSpec(_Section):
     power_step_kw: Positive | None = None
     fallback_power_kw: NonNegative | None = None
     floors: Literal["fit", "zero"] = "fit"
+    # Fleet objective: a session that declares no departure is planned to leave this long
+    # after it started.
+    default_dwell_h: Annotated[float, Field(gt=0, le=168)] = 8.0
     # Connectors we cannot limit: "close" makes one unavailable while its next car would put a
     # node over its limit (and available again when room comes back); "alert_only" leaves them
     # open and only alerts when the site goes over.

@@ -131,6 +131,7 @@ class SiteDirectory:
             buffer=s.buffer, timezone=s.timezone, objective=s.objective,
             min_power_kw=s.min_power_kw, power_step_kw=s.power_step_kw,
             fallback_power_kw=s.fallback_power_kw, floors=s.floors,
+            default_dwell_h=s.default_dwell_h,
         )
 
     def groups(self, site_id: str) -> tuple[Group, ...]:
