@@ -9,7 +9,8 @@ arrive on the Caltech ACN site model (`bench.acn_site`: 54 line-to-line EVSEs, 2
 a car takes its limit up to its maximum (6.6 kW) and stops when its kWh are delivered or at
 its departure. The algorithms: `load_sharing` and `fleet` (`loadmgmt.allocator.allocate`,
 fleet carrying its plan from call to call), and `edf`, an earliest-deadline-first baseline on
-the same rows (kept here: it is a yardstick, not a Loadstar objective).
+the same rows (kept here: it is a yardstick, not a Loadstar objective). `--offline` adds the
+offline optimum on the same rows (`bench.offline_bound`), an upper bound.
 
 Columns: delivered % of the energy requested, sessions fully served, peak site kW and the
 peak exact (phasor) line current against their limits, allocator time per call p50/p95.
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from bench.acn_data import DEFAULT_SAMPLE, Session, load_sessions
 from bench.acn_site import exact_line_currents, line_limit_a, site_model
+from bench.offline_bound import offline_kwh
 from loadmgmt.allocator import allocate
 from loadmgmt.model import Allocation, Demand, Snapshot, round_down
 from loadmgmt.network import build_network
@@ -148,7 +150,9 @@ def main() -> None:
     ap.add_argument("--wiring", choices=["arithmetic", "phasor"], default="arithmetic")
     ap.add_argument("--step-min", type=int, default=5)
     ap.add_argument("--time-limit", type=float, default=1.0, help="allocator budget per call (s)")
-    ap.add_argument("--algos", nargs="+", default=["edf", "load_sharing", "fleet"])
+    ap.add_argument("--algos", nargs="*", default=["edf", "load_sharing", "fleet"])
+    ap.add_argument("--offline", action="store_true",
+                    help="also print the offline optimum (scipy LP over the whole period)")
     args = ap.parse_args()
     start = datetime.fromisoformat(args.start).replace(tzinfo=UTC) + timedelta(hours=8)
     sessions = load_sessions(args.data, start=start, end=start + timedelta(days=args.days))
@@ -158,6 +162,12 @@ def main() -> None:
           "| peak line A (phasor) / limit | p50 ms | p95 ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for kw in args.kw:
+        if args.offline:
+            best = offline_kwh(sessions, kw, wiring=args.wiring, step_s=args.step_min * 60,
+                               car_max_kw=CAR_MAX_KW)
+            total = sum(s.kwh for s in sessions)
+            print(f"| {kw:g} kW | offline optimum (same rows, no minimum) "
+                  f"| {100 * best / total:.2f} | - | - | - | - | - |", flush=True)
         for algo in args.algos:
             r = replay(sessions, kw, algo, wiring=args.wiring, step_s=args.step_min * 60,
                        time_limit_s=args.time_limit)
