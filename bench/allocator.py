@@ -150,7 +150,7 @@ def session_cap(snap: Snapshot, net: Network, d: Demand) -> float:
     if d.vehicle_max_kw is not None:
         hi = min(hi, d.vehicle_max_kw * 1000)
     lends = d.priority != OPT_OUT and d.measured_w is not None \
-        and d.below_limit_for_s >= snap.site.lend_after_s
+        and (d.fell_from_limit or d.below_limit_for_s >= snap.site.lend_after_s)
     if lends:
         assert d.measured_w is not None
         hi = min(hi, max(net.min_w(i), d.measured_w + snap.site.lend_margin_kw * 1000))

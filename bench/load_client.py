@@ -39,7 +39,14 @@ VOLTAGE_V = 230.0
 DEMANDS_W = (3700.0, 7400.0, 11000.0, 16500.0, 22000.0)  # what a car may want to draw
 DEMAND_CHANGE_P = 0.15  # per meter tick: a car changes what it wants (~every 67 s at 10 s)
 CHANGE_MIN_W = 100.0  # a reported power that moved less than this did not change
-LENT_GAP_W = 1500.0  # a limit this close above the draw is a lend (lend margin 1 kW + rounding)
+# A limit lowered to this far above the draw is a lend (the server's lend margin is 1 kW,
+# rounded down to its 0.1 A steps).
+LENT_GAP_W = (800.0, 1100.0)
+# DESIGN section 3: a car drawing within AT_LIMIT_W of its limit draws it; one that then falls
+# WELL_BELOW_W under it has its headroom lent at once (and a lent car that falls that much
+# more is lent less).
+AT_LIMIT_W = 500.0
+WELL_BELOW_W = 1000.0
 
 
 @dataclass
@@ -253,9 +260,12 @@ class Charger:
         if self.pending_change_at is not None:
             stats.mv_to_scp.append(now - self.pending_change_at)
             self.pending_change_at = None
-        if after_w < before_w - CHANGE_MIN_W and after_w <= self.reported_w + LENT_GAP_W:
-            # Lowered to just above what the car draws (the server's lend margin is 1 kW):
-            # its headroom is lent. A lowering to a new fair share is not a lend.
+        gap = after_w - self.reported_w
+        if after_w < before_w - CHANGE_MIN_W and LENT_GAP_W[0] <= gap <= LENT_GAP_W[1] and \
+                self.reported_w < before_w - WELL_BELOW_W:
+            # A car well below its limit lowered to just above what it draws: its headroom is
+            # lent. A lowering to a new fair share of a car that drew its limit is not a lend,
+            # nor is a pause (0 W) of a car that has not drawn yet.
             self.lent = True
         elif after_w > before_w + CHANGE_MIN_W:
             if self.pending_reclaim_at is not None:
@@ -430,16 +440,22 @@ class Charger:
             new = rng.choice(DEMANDS_W)
             demand_changed = new != self.demand_w
             self.demand_w = new
-        power = min(self.demand_w, self.limit_w())
+        limit = self.limit_w()
+        power = min(self.demand_w, limit)
         self.energy_wh += self.reported_w * interval_s / 3600.0
-        moved = abs(power - self.reported_w) >= CHANGE_MIN_W
+        # The changes after which DESIGN section 3 asks for a new profile for this car: it
+        # fell well below a limit it drew (lend), a lent car falls further (lend more), or a
+        # lent car wants more (reclaim). A car that draws more or less within its limit, or
+        # less by under the margin, needs none.
+        fell = self.reported_w >= limit - AT_LIMIT_W and power < limit - WELL_BELOW_W
+        lent_less = self.lent and power <= self.reported_w - WELL_BELOW_W
+        reclaim = self.lent and self.demand_w > power + CHANGE_MIN_W
         self.reported_w = power
-        if demand_changed and self.lent and self.demand_w > power + CHANGE_MIN_W and \
-                self.pending_reclaim_at is None:
+        if demand_changed and reclaim and self.pending_reclaim_at is None:
             # A lent car wants more than its lent limit: the server should give it back.
             self.worker.stats.reclaims += 1
             self.pending_reclaim_at = time.perf_counter()
-        if demand_changed and moved:
+        if demand_changed and (fell or lent_less or reclaim):
             # The car's wish moved what it draws: the server should re-plan and tell it.
             self.worker.stats.changes += 1
             if self.pending_change_at is None:

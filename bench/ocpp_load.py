@@ -14,11 +14,12 @@ and their ratio:
 
 Rows: connected/booted; frames per second (both directions, as the clients counted them);
 round trip p50/p95/p99 of BootNotification (connect phase, or the storm) and MeterValues; from a
-MeterValues whose power changed because the car's demand changed to the next SetChargingProfile
-that charger receives (p50/p95/p99; changes never followed by one are counted; this includes the
-deliberate waits of DESIGN section 3: headroom is lent only after `lend_after_s` below the limit,
-and raises are capped per charger); from a lent car's ramp-up (its limit was lowered towards its
-draw, and it now wants more) to the raise that gives its share back; server CPU per
+MeterValues after which DESIGN section 3 asks for a new profile for that car (it fell well below
+a limit it drew: lend; a lent car draws well less: lend more; a lent car wants more: reclaim) to
+the next SetChargingProfile that charger receives (p50/p95/p99; changes never followed by one
+are counted; a car that draws more or less within its limit needs no profile and is not
+counted); from a lent car's ramp-up (its limit was lowered to about 1 kW above its draw, and it
+now wants more) to the raise that gives its share back; server CPU per
 frame (utime+stime of the server process over the window, /proc/<pid>/stat); server RSS per
 connection ((RSS with N booted - RSS before any) / N); timeouts and errors as the clients saw
 them. Every charger connects from its own loopback address (127.1.x.y), as chargers do from

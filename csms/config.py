@@ -195,6 +195,9 @@ class SiteSpec(_Section):
     power_step_kw: Positive | None = None
     fallback_power_kw: NonNegative | None = None
     floors: Literal["fit", "zero"] = "fit"
+    # A car drawing well below its limit is capped near its draw, and the rest lent to others,
+    # after this long (at once when it drew its limit and fell from it).
+    lend_after_s: NonNegative = 120.0
     # Fleet objective: a session that declares no departure is planned to leave this long
     # after it started.
     default_dwell_h: Annotated[float, Field(gt=0, le=168)] = 8.0

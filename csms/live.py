@@ -72,6 +72,14 @@ class ConnectorState:
     over_limit_samples: int = 0
     # Since when the car has drawn well below its TxProfile limit (headroom lending).
     below_since: datetime | None = None
+    # The last limit this session's car was seen drawing, and when we last raised its limit:
+    # a car that falls well below a limit it drew lends at once (see track_headroom).
+    drawn_limit_w: float | None = None
+    raised_at: datetime | None = None
+    fell_from_limit: bool = False
+    # The draw the last plan saw: a lent car's next reading within a hysteresis of it plans
+    # nothing new (csms.planning.verdicts.reading_inputs).
+    planned_w: float | None = None
     # A lent car ramped up again: its share goes back in the next plan, without the raise cap.
     reclaiming: bool = False
     # The most it has been measured drawing (plausible readings, any session; kept across
@@ -257,6 +265,9 @@ class LiveState:
         # and its next car draws its maximum from the first second (see csms.planning.snapshot).
         c.over_limit_samples = 0
         c.below_since = None
+        c.drawn_limit_w = c.planned_w = None
+        c.fell_from_limit = False
+        c.raised_at = None
         c.reclaiming = False
         c.needs = None
         c.api = None

@@ -157,9 +157,6 @@ class Networks:
                  config: Config, clock: Clock, webhooks: Webhooks | None = None) -> None:
         self.store, self.planner, self.clock = store, planner, clock
         self.webhooks = webhooks
-        self._placed_index: dict[tuple[str, str], list[str]] = {}
-        self._placed_for: SiteDirectory | None = None
-        self._placed_count = 0
         self._directory = directory
         self.config_sites = {s.id for s in config.sites}
         self.config_specs = {s.id: s.model_dump() for s in config.sites}
@@ -237,19 +234,8 @@ class Networks:
         return nodes
 
     def _placed(self) -> dict[tuple[str, str], list[str]]:
-        """Known chargers by (site, node they hang from), indexed once per directory and
-        charger count: a list of networks asked this of every charger for every network."""
-        if self.planner is None:
-            return {}
-        directory, chargers = self.directory, self.planner.live.chargers
-        if self._placed_for is not directory or self._placed_count != len(chargers):
-            index: dict[tuple[str, str], list[str]] = {}
-            for cp_id in chargers:
-                place = directory.placement(cp_id)
-                index.setdefault((place.site_id, place.parent_id), []).append(cp_id)
-            self._placed_index = index
-            self._placed_for, self._placed_count = directory, len(chargers)
-        return self._placed_index
+        """Known chargers by (site, node they hang from), as the planner indexes them."""
+        return {} if self.planner is None else self.planner.placed().by_node
 
     def _chargers_in(self, site_id: str, nodes: set[str]) -> list[str]:
         """Known chargers placed at any of `nodes` of `site_id`."""

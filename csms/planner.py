@@ -28,9 +28,10 @@ from csms.planning.dispatch import Dispatcher
 from csms.planning.held import Held
 from csms.planning.loop import SiteLoop, SiteLoops
 from csms.planning.models import ModelBook
+from csms.planning.placed import Placed
 from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
-from csms.planning.verdicts import Verdicts, is_lent, on_firmware, reading_inputs
+from csms.planning.verdicts import Verdicts, is_lent, lends_more, on_firmware, reading_inputs
 from csms.plausible import is_declared
 from csms.sites import ChargerFacts, SiteDirectory
 from csms.store import Store
@@ -273,6 +274,11 @@ class Planner:
                 # A lent car ramps up: its share goes back now (DESIGN section 3), not after
                 # the coalescing window; the others are lowered first as always.
                 conn.reclaiming = urgent = True
+            elif reading is not None and lends_more(conn, lent, previous_w, now,
+                                                    reading.lend_after_s):
+                # Its headroom is lent (or more of it): a lowering of this car that frees
+                # room for the others, planned now rather than after the window.
+                urgent = True
             if not urgent and before is not None and reading is not None and \
                     before == reading_inputs(reading.cp, reading.c, now, reading.lend_after_s):
                 return  # a periodic reading that changes nothing the allocator sees
@@ -303,6 +309,10 @@ class Planner:
             return None
         site = self.directory.site(self.directory.placement(event.cp_id).site_id)
         return Reading(cp, c, site.lend_after_s)
+
+    def placed(self) -> Placed:
+        """Known chargers by site and by the node they hang from (rebuilt only on change)."""
+        return self._ctx.placed()
 
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.

@@ -130,7 +130,7 @@ class SiteDirectory:
             id=s.id, max_power_kw=s.max_power_kw, max_current_a=s.max_current_a,
             buffer=s.buffer, timezone=s.timezone, objective=s.objective,
             min_power_kw=s.min_power_kw, power_step_kw=s.power_step_kw,
-            fallback_power_kw=s.fallback_power_kw, floors=s.floors,
+            fallback_power_kw=s.fallback_power_kw, floors=s.floors, lend_after_s=s.lend_after_s,
             default_dwell_h=s.default_dwell_h,
         )
 

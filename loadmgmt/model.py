@@ -52,7 +52,7 @@ class Site:
     # Line-to-neutral grid voltage, used to spread a DC charger's draw over its AC phases.
     grid_voltage_v: float = 230.0
     # Headroom lending (objective step 4): after this long measured below its limit a
-    # session is capped near its measured draw.
+    # session is capped near its measured draw (at once when it fell from its limit).
     lend_after_s: float = 120.0
     lend_margin_kw: float = 1.0
     # Fleet: a session that declares no departure is planned to leave this long after it
@@ -150,6 +150,9 @@ class Demand:
     departure: datetime | None = None
     measured_w: float | None = None
     below_limit_for_s: float = 0.0  # how long measured_w has stayed well below its limit
+    # It drew its limit and then fell well below it (tapering, a full battery, a car that
+    # wants less): its headroom is lent at once, not after `Site.lend_after_s`.
+    fell_from_limit: bool = False
     # A draw the allocator must count as consumed and leave unchanged (charger rejected,
     # timed out, offline, or accepts and ignores profiles).
     pinned_w: float | None = None

@@ -11,6 +11,7 @@ from csms.config import LoadConfig
 from csms.delivery import default_presets
 from csms.live import LiveState
 from csms.planning.held import Held
+from csms.planning.placed import Placed
 from csms.sites import SiteDirectory
 from csms.store import Store
 from loadmgmt.profiles import DeliveryPreset, SendPolicy
@@ -38,6 +39,7 @@ class PlanContext:
         self.config = config
         self.live = LiveState(clock, config.connector_silent_after_s)
         self.held: dict[str, Held] = {}
+        self._placed = Placed()
         # The planner's task group while it runs: site loops and follow-up work are its children.
         self.tasks: asyncio.TaskGroup | None = None
         self.policy = SendPolicy(
@@ -45,6 +47,10 @@ class PlanContext:
             min_interval_s=config.min_update_interval_s,
             renew_before_s=config.profile_validity_s / 2,
         )
+
+    def placed(self) -> Placed:
+        """Known chargers by site and by the node they hang from (rebuilt only on change)."""
+        return self._placed.update(self.directory, self.live.chargers)
 
     def held_for(self, key: str) -> Held:
         """The held record of connector `key`, created empty on first use."""

@@ -228,6 +228,8 @@ class Dispatcher:
             if send.profile.purpose == "TxDefaultProfile":
                 c.held_floor_w, held.floor = send.new_w, send.profile
             else:
+                if c.held_tx_w is None or send.new_w > c.held_tx_w:
+                    c.raised_at = now
                 c.held_tx_w, held.tx = send.new_w, send.profile
                 c.reclaiming = False
                 c.held_tx_valid_to = send.profile.valid_to

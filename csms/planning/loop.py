@@ -43,7 +43,8 @@ class SiteLoop:
     next_due: datetime | None = None
     planned: asyncio.Event = field(default_factory=asyncio.Event)
     plans: int = 0
-    # A connector draws more than it may: plan without waiting out the coalescing window.
+    # A connector draws more than it may, or a car's share changes hands (a lent car ramps up,
+    # a car's headroom is lent): plan without waiting out the coalescing window.
     urgent: bool = False
     urgent_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -68,7 +69,8 @@ class SiteLoops:
     def request(self, site_id: str, trigger: str, *, urgent: bool = False) -> None:
         """Ask for a re-plan of `site_id`; requests within the coalescing window merge.
 
-        An urgent request (a connector draws more than it may) skips the window.
+        An urgent request (a connector draws more than it may, a share changes hands) skips
+        the window.
         """
         loop = self.loop(site_id)
         loop.triggers.append(trigger)

@@ -122,14 +122,15 @@ class Snapshots:
         ctx = self._ctx
         forgotten_before = ctx.clock.now() - timedelta(
             seconds=ctx.config.forget_offline_after_s)
-        return [cp for cp in ctx.live.chargers.values()
-                if cp.connectors and ctx.directory.placement(cp.cp_id).site_id == site_id
-                and not _forgotten(cp, forgotten_before)]
+        chargers = ctx.live.chargers
+        return [cp for cp in (chargers[cp_id] for cp_id in ctx.placed().by_site.get(site_id, ()))
+                if cp.connectors and not _forgotten(cp, forgotten_before)]
 
     def _demand(self, cp: ChargerState, c: ConnectorState, conn: Connector,
                 now: datetime) -> Demand:
         pinned: float | None = None
         margin = self._ctx.config.ignore_margin_kw * 1000.0
+        c.planned_w = c.measured_w
         api = c.api
         if api is not None and api.external:
             # Run by another CSMS, which applies our optimization: it is never online here,
@@ -174,7 +175,9 @@ class Snapshots:
         below_s = 0.0 if c.below_since is None else max(0.0, (now - c.below_since).total_seconds())
         return Demand(connector_id=conn.id, priority=priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
-                      measured_w=c.measured_w, below_limit_for_s=below_s, pinned_w=pinned,
+                      measured_w=c.measured_w, below_limit_for_s=below_s,
+                      fell_from_limit=c.below_since is not None and c.fell_from_limit,
+                      pinned_w=pinned,
                       transaction_id=c.tx_id)
 
     def _guards(self, states: States, by_key: dict[str, Connector],
@@ -240,7 +243,10 @@ class Snapshots:
         # What cannot be limited takes no floor and counts at what it may draw, so the floors
         # of the others fit beside it (when Loadstar is gone as now).
         pins = {d.connector_id: d.pinned_w for d in demands}
-        fixed = {key: 0.0 if c.closed else pins.get(key) or learned_max_w(c, by_id[key])
+        # A pin (its draw now) may be below what it may draw (a car can ramp up at any time):
+        # the larger counts, and a pin at 0 W is a draw like any other.
+        fixed = {key: 0.0 if c.closed else max(pins.get(key) or 0.0,
+                                               learned_max_w(c, by_id[key]))
                  for key, (cp, c) in states.items() if cannot_limit(cp, c)}
         target_floors = compute_floors(replace(base, limits=floor_limits, sessions=()), fixed)
         # Until a charger confirms a floor, its idle connectors may draw what they held before

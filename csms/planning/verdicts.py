@@ -23,6 +23,11 @@ log = structlog.get_logger("csms.planner")
 
 # A second reading this long after a session's start if the first showed no power yet.
 RAMP_RECHECK_S = 2.0
+# A car has ramped up to a raised limit this long after it was raised (IEC 61851-1 gives an
+# EV 5 s to follow a new pilot duty cycle; one more for the meter).
+RAMP_S = 6.0
+# A lent car's draw must move this much from what the last plan saw to lend anew.
+LEND_BAND_W = 500.0
 
 
 def on_firmware(verdict: Any, firmware: str | None) -> bool:
@@ -33,19 +38,41 @@ def on_firmware(verdict: Any, firmware: str | None) -> bool:
 def track_headroom(c: ConnectorState) -> None:
     """Remember since when a car draws well (1 kW) below its limit; forget it once it draws
     within 0.5 kW of it. The gap keeps a lent limit (measured + lend margin) lent while the
-    car keeps drawing what it drew, and returns it when the car ramps up."""
+    car keeps drawing what it drew, and returns it when the car ramps up.
+
+    A car that falls well below a limit it was seen drawing lends at once: it tapers, is
+    full or wants less, and holding its share for `lend_after_s` would idle the grid. So does
+    one read well below a limit raised at least `RAMP_S` before. A car that never reached
+    its limit may still be ramping up, so it waits the site's `lend_after_s`."""
     if c.measured_w is None or c.held_tx_w is None or c.measured_at is None:
         return
     if c.measured_w < c.held_tx_w - 1000.0:
         if c.below_since is None:
             c.below_since = c.measured_at
+        if c.drawn_limit_w is not None and not c.fell_from_limit:
+            heard = c.heard_at or c.measured_at
+            c.fell_from_limit = c.measured_w < c.drawn_limit_w - 1000.0 or \
+                c.raised_at is None or (heard - c.raised_at).total_seconds() >= RAMP_S
     elif c.measured_w >= c.held_tx_w - 500.0:
         c.below_since = None
+        c.drawn_limit_w, c.fell_from_limit = c.held_tx_w, False
 
 
 def is_lent(c: ConnectorState, now: datetime, lend_after_s: float) -> bool:
-    """The allocator lends this car's headroom: it has drawn well below its limit long enough."""
-    return c.below_since is not None and (now - c.below_since).total_seconds() >= lend_after_s
+    """The allocator lends this car's headroom: it fell from its limit, or has drawn well
+    below it for `lend_after_s`."""
+    return c.below_since is not None and (
+        c.fell_from_limit or (now - c.below_since).total_seconds() >= lend_after_s)
+
+
+def lends_more(c: ConnectorState, lent_before: bool, previous_w: float | None,
+               now: datetime, lend_after_s: float) -> bool:
+    """A reading that starts lending this car's headroom, or shows a lent car drawing a
+    hysteresis (0.5 kW) less than before: its lent limit goes down in the next plan."""
+    if not is_lent(c, now, lend_after_s) or c.measured_w is None:
+        return False
+    return not lent_before or (previous_w is not None and
+                               previous_w - c.measured_w >= LEND_BAND_W)
 
 
 def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
@@ -53,17 +80,19 @@ def reading_inputs(cp: ChargerState, c: ConnectorState, now: datetime,
     """What a reading could change in the allocator's view of its connector; None when the
     draw itself is an input, so every reading must re-plan.
 
-    The allocator reads a draw only where a car is lent headroom (below its limit for
-    `lend_after_s`) or counted at its draw (offline, ignoring, pinned), and the first reading
-    of a car is judged. Two readings with equal inputs plan alike: at 1,000 metering chargers
-    planning again on each was most of the server's work.
+    The allocator reads a draw only where a car is lent headroom (capped near its draw) or
+    counted at its draw (offline, ignoring, pinned), and the first reading of a car is
+    judged. Two readings with equal inputs plan alike: at 1,000 metering chargers planning
+    again on each was most of the server's work. A lent car's reading within a hysteresis
+    (0.5 kW) of the draw the last plan saw would lend the same: it counts as equal.
     """
     if not cp.online or c.measured_w is None or c.ignoring or c.pinned_w is not None:
         return None
-    if is_lent(c, now, lend_after_s):
+    lent = is_lent(c, now, lend_after_s)
+    if lent and (c.planned_w is None or abs(c.measured_w - c.planned_w) >= LEND_BAND_W):
         return None
-    return (c.below_since is None, cp.follows_profiles, cp.ignores_profiles, c.held_tx_w,
-            c.tx_id)
+    return (lent, c.below_since is None, cp.follows_profiles, cp.ignores_profiles,
+            c.held_tx_w, c.tx_id)
 
 
 def reported_uncontrollable(caps: dict[str, Any]) -> str | None:

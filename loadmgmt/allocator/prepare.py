@@ -61,7 +61,7 @@ def _prepare(snapshot: Snapshot) -> _Prep:
         lent = (
             d.priority != OPT_OUT
             and d.measured_w is not None
-            and d.below_limit_for_s >= site.lend_after_s
+            and (d.fell_from_limit or d.below_limit_for_s >= site.lend_after_s)
         )
         if lent:
             assert d.measured_w is not None

@@ -37,7 +37,7 @@ def test_a_first_reading_an_ignorer_a_pinned_or_offline_charger_always_re_plan()
     assert reading_inputs(cp, c, NOW, LEND_AFTER_S) is None
 
 
-def test_a_car_lent_headroom_re_plans_on_every_reading_and_when_lending_starts() -> None:
+def test_a_car_lent_headroom_re_plans_when_lending_starts() -> None:
     cp, c = charging(below_since=NOW - timedelta(seconds=LEND_AFTER_S - 10))
     before = reading_inputs(cp, c, NOW, LEND_AFTER_S)
     assert before is not None  # below its limit, not yet lent
@@ -53,3 +53,16 @@ def test_a_car_that_ramps_up_or_a_new_verdict_changes_the_inputs() -> None:
     before = reading_inputs(cp2, c2, NOW, LEND_AFTER_S)
     cp2.follows_profiles = True  # proven: its guard goes
     assert reading_inputs(cp2, c2, NOW, LEND_AFTER_S) != before
+
+
+def test_a_lent_car_steady_within_the_band_of_the_planned_draw_plans_nothing_new() -> None:
+    cp, c = charging(measured_w=4000.0, below_since=NOW - timedelta(seconds=LEND_AFTER_S),
+                     planned_w=4000.0)
+    before = reading_inputs(cp, c, NOW, LEND_AFTER_S)
+    c.measured_w = 4300.0  # the next reading: within the band of what the plan lent on
+    assert before is not None and reading_inputs(cp, c, NOW, LEND_AFTER_S) == before
+    c.measured_w = 3400.0  # it draws clearly less: lend anew
+    assert reading_inputs(cp, c, NOW, LEND_AFTER_S) is None
+    c.planned_w = None  # no plan has seen its draw yet
+    c.measured_w = 4000.0
+    assert reading_inputs(cp, c, NOW, LEND_AFTER_S) is None

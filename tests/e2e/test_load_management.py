@@ -642,6 +642,38 @@ async def test_a_lent_car_that_ramps_up_gets_its_share_back_without_waiting_out_
         assert peak <= SITE_W + EPS_W, f"site drew {peak:.0f} W at t={t:.0f} s"
 
 
+async def test_a_car_that_falls_from_its_limit_is_lent_at_once_not_after_the_lend_delay(
+        tmp_path: Path) -> None:
+    config = site_config(tmp_path)
+    async with running_site(config) as site:
+        lend_after_s = site.server.planner.directory.site("site").lend_after_s
+        chargers = [await site.add("FALL", "ocpp1.6"), await site.add("BIG0", "ocpp2.0.1"),
+                    await site.add("BIG1", "ocpp1.6")]
+        site.start_sampling()
+        live = site.server.planner.live
+        await site.until(lambda: all(live.chargers[c.cp_id].connectors[1].held_floor_w
+                                     for c in chargers), 60)
+        car = big_ev()
+        await chargers[0].plug_in(1, car)
+        for c in chargers[1:]:
+            await c.plug_in(1, big_ev())
+        held = live.chargers["FALL"].connectors[1]
+        # A third of the site each, drawn in full: the car is seen at its limit.
+        await site.until(lambda: held.drawn_limit_w is not None, 120)
+        share_w = held.held_tx_w
+        assert share_w is not None
+        car.max_power_kw = share_w / 1000.0 / 3  # it tapers to a third of its share
+        fell_at = site.t()
+        waited = await site.until(lambda: (held.held_tx_w or share_w) < share_w / 2, 120)
+        # Within a meter interval or two, not after the site's lend delay.
+        assert waited <= 2 * METER_S + 2 * COALESCE_S < lend_after_s, (waited, fell_at)
+        others = [live.chargers[c.cp_id].connectors[1] for c in chargers[1:]]
+        await site.until(lambda: all((o.held_tx_w or 0.0) > share_w + 1000.0 for o in others),
+                         2 * config.load.min_update_interval_s + 2 * COALESCE_S)
+        t, peak = site.peak_sample()
+        assert peak <= SITE_W + EPS_W, f"site drew {peak:.0f} W at t={t:.0f} s"
+
+
 async def profile_calls(site: Site, cp_id: str) -> int:
     return sum(1 for cmd in await site.server.store.list_commands(cp_id, limit=10_000)
                if cmd.action == "SetChargingProfile")
