@@ -68,8 +68,12 @@ def _problem(snapshot: Snapshot, prep: _Prep, first_seen: dict[str, datetime]
     slot_s = snapshot.slot_s
     dwell = timedelta(hours=net.site.default_dwell_h)
     limits = _slot_limits(snapshot, prep, slots)
-    room = [[lim[k] - prep.base[k] if lim[k] < INF else INF for k in range(len(net.rows))]
-            for lim in limits]
+    # Slots with the same limits share one room list (the usual case: no slot limits), so
+    # the horizon compares and merges them at no cost.
+    rooms: dict[int, list[float]] = {}
+    room = [rooms.setdefault(id(lim), [lim[k] - prep.base[k] if lim[k] < INF else INF
+                                       for k in range(len(net.rows))]) for lim in limits]
+    room[0] = list(room[0])
     # Guards hold room in the present slot only (a charger proves itself within seconds);
     # _guard_extras takes what it reserves out of room[0].
     _guard_extras(prep, snapshot.guards, {}, room[0])

@@ -66,7 +66,7 @@ def epochs(p: HorizonProblem) -> tuple[list[int], dict[int, int]]:
     departure boundary (a car is present in every epoch that ends at or before it)."""
     marks = {0, 1, p.slots}
     for t in range(1, p.slots):
-        if any(p.room[t][k] != p.room[t - 1][k] for k in range(len(p.room[t]))):
+        if p.room[t] is not p.room[t - 1] and p.room[t] != p.room[t - 1]:
             marks.add(t)  # a slot limit changes here
     dep = {i: min(p.slots, _grid(p.last_slot[i], p.slot_s)) for i in p.sessions}
     marks.update(dep.values())
@@ -115,7 +115,9 @@ def solve(p: HorizonProblem, time_limit_s: float) -> HorizonPlan | None:
         slots_j = range(bounds[j], bounds[j + 1])
         # Within an epoch the least room holds (slot limits only change at boundaries, but a
         # coarsened grid may merge some: the least is safe).
-        room.append([min(p.room[t][k] for t in slots_j) for k in range(nrows)])
+        distinct = {id(p.room[t]): p.room[t] for t in slots_j}
+        room.append(next(iter(distinct.values())) if len(distinct) == 1 else
+                    [min(r[k] for r in distinct.values()) for k in range(nrows)])
     last_dep = max(dep.values()) if dep else 1
     for n, i in enumerate(p.sessions):
         if n % 64 == 63 and time.perf_counter() - started > time_limit_s:
