@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 
 from bench.acn_data import DEFAULT_SAMPLE, Session, load_sessions
 from bench.acn_site import exact_line_currents, line_limit_a, site_model
-from bench.offline_bound import offline_kwh
 from loadmgmt.allocator import allocate
 from loadmgmt.model import Allocation, Demand, Snapshot, round_down
 from loadmgmt.network import build_network
@@ -163,6 +162,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for kw in args.kw:
         if args.offline:
+            # scipy comes with the bench extra only; the replay itself needs nothing of it
+            from bench.offline_bound import offline_kwh
+
             best = offline_kwh(sessions, kw, wiring=args.wiring, step_s=args.step_min * 60,
                                car_max_kw=CAR_MAX_KW)
             total = sum(s.kwh for s in sessions)
