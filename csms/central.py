@@ -7,10 +7,11 @@ response; everything a charger is acknowledged for is committed before the call 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import structlog
 
@@ -20,6 +21,7 @@ from csms.domain import (
     Booted,
     ConnectionChanged,
     EvChargingNeeds,
+    EvChargingSchedule,
     IdTagInfo,
     Metered,
     StartDecision,
@@ -45,6 +47,13 @@ class TransactionStatusChecked:
     answer: dict[str, Any]
 
 
+class SessionCosts(Protocol):
+    """What a session costs now under its site's tariff, kept on it (csms.costs)."""
+
+    async def update(self, cp_id: str, ocpp_tx_id: str,
+                     now: datetime | None = None) -> Decimal | None: ...
+
+
 class Central:
     """Domain decisions shared by OCPP 1.6 and 2.0.1."""
 
@@ -56,6 +65,10 @@ class Central:
         # Post-boot configuration calls at once, across chargers: a storm's boots are answered
         # at once, their configuration follows at this pace.
         self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
+        # Judges an ISO 15118 EV's schedule against what its transaction holds (the planner).
+        self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
+        # Set at start-up when sessions are costed (csms.costs needs the commands and sites).
+        self.costs: SessionCosts | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -69,6 +82,8 @@ class Central:
             return None
         fingerprint = (f"{booted.firmware}|{cfg.meter_sample_interval_s}|"
                        f"{','.join(cfg.meter_measurands)}")
+        if cfg.master_pass_group:
+            fingerprint += f"|{cfg.master_pass_group}"  # existing fingerprints stay equal
         known = self.store.capabilities([booted.cp_id]).get(booted.cp_id, {})
         return None if known.get("configured_for") == fingerprint else fingerprint
 
@@ -181,6 +196,11 @@ class Central:
                      seq_no=event.seq_no)
         return None if event.id_tag is None else await self.authorize(event.id_tag)
 
+    async def session_cost(self, cp_id: str, ocpp_tx_id: str) -> Decimal | None:
+        """The transaction's cost so far, final once it ended, and kept; None where its site
+        has no tariff."""
+        return None if self.costs is None else await self.costs.update(cp_id, ocpp_tx_id)
+
     async def status_check_due(self, cp_id: str, ocpp_tx_id: str) -> tuple[int, ...]:
         """The seqNos missing from a transaction that has ended, when the charger has not yet
         answered about them (2.0.1 E_31: the CSMS then asks with GetTransactionStatus); a
@@ -205,6 +225,18 @@ class Central:
     async def ev_charging_needs(self, event: EvChargingNeeds) -> None:
         await self.store.save_ev_charging_needs(event, self.now())
         self.bus.publish(event)
+
+    async def ev_charging_schedule(self, event: EvChargingSchedule,
+                                   payload: dict[str, Any]) -> str:
+        """Keep an EV's schedule; "Rejected" when it asks more than the TxProfile its
+        transaction holds (the planner then sends that profile again), else "Accepted"."""
+        await self.store.record_charger_event(event.cp_id, "NotifyEVChargingSchedule", payload,
+                                              self.now())
+        reason = None if self.judge_ev_schedule is None else self.judge_ev_schedule(event)
+        if reason is None:
+            return "Accepted"
+        log.warning("ev_schedule_rejected", evse_id=event.connector_id, reason=reason)
+        return "Rejected"
 
     async def charger_event(self, cp_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Keep a notification we have no model for yet (firmware, diagnostics, limits...)."""

@@ -121,6 +121,18 @@ class EvChargingNeeds:
     raw: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class EvChargingSchedule:
+    """The schedule an ISO 15118 EV means to follow (2.0.1 NotifyEVChargingSchedule)."""
+
+    cp_id: str
+    connector_id: int
+    time_base: datetime
+    unit: str  # "A" or "W"
+    periods: tuple[tuple[float, float, int | None], ...]  # (start s, limit, numberPhases)
+    duration_s: float | None = None
+
+
 DomainEvent = (
     Booted
     | StatusChanged

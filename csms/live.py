@@ -77,6 +77,11 @@ class ConnectorState:
     drawn_limit_w: float | None = None
     raised_at: datetime | None = None
     fell_from_limit: bool = False
+    # How often its charger was promised a TxProfile for this transaction (an ISO 15118 EV
+    # sent its needs, or a schedule we rejected), and how many of those one that took
+    # answered: while owed exceeds sent, the next plan sends one even if equal or held back.
+    profile_owed: int = 0
+    profile_sent: int = 0
     # The draw the last plan saw: a lent car's next reading within a hysteresis of it plans
     # nothing new (csms.planning.verdicts.reading_inputs).
     planned_w: float | None = None
@@ -267,6 +272,7 @@ class LiveState:
         c.below_since = None
         c.drawn_limit_w = c.planned_w = None
         c.fell_from_limit = False
+        c.profile_owed = c.profile_sent = 0
         c.raised_at = None
         c.reclaiming = False
         c.needs = None

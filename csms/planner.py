@@ -20,7 +20,15 @@ from csms.charger_models import ModelRecord, model_key
 from csms.clock import Clock, parse_iso
 from csms.commands import Commands
 from csms.config import LoadConfig, SiteSpec
-from csms.domain import Booted, DomainEvent, Metered, TransactionEvent201, TransactionStarted
+from csms.domain import (
+    Booted,
+    DomainEvent,
+    EvChargingNeeds,
+    EvChargingSchedule,
+    Metered,
+    TransactionEvent201,
+    TransactionStarted,
+)
 from csms.live import ChargerState, ConnectorState, LiveState, connector_of_tx
 from csms.planning.admission import CLOSED_KEY, Admission, worst_case_w
 from csms.planning.context import PlanContext, PresetsFor, TagPriority
@@ -33,14 +41,23 @@ from csms.planning.records import record_plan
 from csms.planning.snapshot import Snapshots
 from csms.planning.verdicts import Verdicts, is_lent, lends_more, on_firmware, reading_inputs
 from csms.plausible import is_declared
-from csms.sites import ChargerFacts, SiteDirectory
+from csms.sites import ChargerFacts, SiteDirectory, connector_key
 from csms.store import Store
 from loadmgmt.allocator import allocate
 from loadmgmt.limits import ExternalLimit, LimitValue, Resolved
-from loadmgmt.model import Allocation, FleetCarry
-from loadmgmt.profiles import SendPolicy
+from loadmgmt.model import Allocation, Connector, FleetCarry
+from loadmgmt.profiles import EvSchedule, SendPolicy, ev_schedule_excess
 
 log = structlog.get_logger("csms.planner")
+
+
+def _schedule_w(limit: float, unit: str, phases: int | None, conn: Connector) -> float:
+    """A schedule limit in watts on `conn` (amps per phase on `phases`, else all of its own)."""
+    if unit != "A":
+        return limit
+    watts = conn.w_at_amps(limit)
+    own = conn.number_phases
+    return watts * phases / own if phases and own and phases < own else watts
 
 # A reading this many times the connector's maximum is a meter or firmware fault, not load.
 IMPLAUSIBLE_FACTOR = 1.5
@@ -289,6 +306,11 @@ class Planner:
             # later, so a charger that ignores its floor is seen (and counted) sooner.
             self._tasks.create_task(self._verdicts.ask_meter_values(event.cp_id,
                                                                     conn.connector_id))
+        if conn is not None and isinstance(event, EvChargingNeeds):
+            # ISO 15118 (K15, K17): the EV waits for a schedule; its transaction gets a
+            # TxProfile from a plan made now, even one equal to what it holds.
+            conn.profile_owed += 1
+            urgent = True
         site_id = self.directory.placement(event.cp_id).site_id
         self.request(site_id, type(event).__name__, urgent=urgent)
 
@@ -309,6 +331,30 @@ class Planner:
             return None
         site = self.directory.site(self.directory.placement(event.cp_id).site_id)
         return Reading(cp, c, site.lend_after_s)
+
+    def judge_ev_schedule(self, schedule: EvChargingSchedule) -> str | None:
+        """Why an EV's schedule asks more than the TxProfile its transaction holds (None: it
+        does not, or it holds none of ours); when it does, the profile goes out again."""
+        cp = self.live.chargers.get(schedule.cp_id)
+        c = None if cp is None else cp.connectors.get(schedule.connector_id)
+        held = self._ctx.held.get(connector_key(schedule.cp_id, schedule.connector_id))
+        if c is None or c.tx_id is None or held is None or held.tx is None:
+            return None
+        conn = self.directory.connector(schedule.cp_id, schedule.connector_id)
+        ev = EvSchedule(schedule.time_base, tuple(
+            (start, _schedule_w(limit, schedule.unit, phases, conn))
+            for start, limit, phases in sorted(schedule.periods)), schedule.duration_s)
+        held_tx = held.tx
+        excess = ev_schedule_excess(ev, held_tx, lambda limit: _schedule_w(
+            limit, held_tx.schedule.unit, None, conn))
+        if excess is None:
+            return None
+        at, asked_w, allowed_w = excess
+        c.profile_owed += 1
+        self.request(self.directory.placement(schedule.cp_id).site_id, "EvChargingSchedule",
+                     urgent=True)
+        return (f"asks {asked_w:.0f} W at {at.isoformat()}, above the {allowed_w:.0f} W of the "
+                "TxProfile it holds")
 
     def placed(self) -> Placed:
         """Known chargers by site and by the node they hang from (rebuilt only on change)."""

@@ -19,6 +19,7 @@ from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
 from csms.config import Config, problems
+from csms.costs import Costs
 from csms.delivery import Delivery
 from csms.events import EventBus
 from csms.id_tags import IdTags
@@ -93,6 +94,7 @@ class Loadstar:
                                    config.load, tag_priority=self.id_tags.priority_for,
                                    presets=self.delivery.presets_for)
             self.bus.listen(self.planner.on_event)
+            self.central.judge_ev_schedule = self.planner.judge_ev_schedule
         # The HTTP API's sessions: enrichment and sessions of chargers another CSMS runs.
         self.api_sessions = ApiSessions(self)
         self.optimizations = Optimizations(self)
@@ -100,6 +102,11 @@ class Loadstar:
         self.relay = Relay(self.store, self.registry, self.commands, self.clock,
                            config.ocpp.call_timeout_s)
         self.bus.listen(self.relay.on_event)
+        # What sessions cost under their site's tariff; running costs go out as CostUpdated.
+        self.costs = Costs(self.store, self.commands, self.clock, self.directory,
+                           config.ocpp.cost_update_interval_s)
+        self.central.costs = self.costs
+        self.bus.listen(self.costs.on_event)
         self.webhooks = Webhooks(self.store, self.clock, SecretBox(key_path_for(config.store.path)),
                                  self.optimizations.of_plan)
         self.webhooks.on_webhook_gone = self.api_sessions.webhook_gone
@@ -201,6 +208,7 @@ class Loadstar:
             task.cancel()
             # Waited for, not awaited: a failure of its own was reported when it ended.
             await asyncio.wait([task])
+        await self.costs.stop()
         # Closing the sockets ends the calls under way; their endings are recorded before the
         # store closes.
         await self.server.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -399,3 +399,38 @@ def ordered(changes: Sequence[ProfileChange], now: datetime) -> list[ProfileChan
     """All changes, lowerings first (the dispatch order)."""
     lower, raise_ = order_lowering_first(changes, now)
     return lower + raise_
+
+
+# --------------------------------------------------------------------------- what an EV plans
+
+
+@dataclass(frozen=True, slots=True)
+class EvSchedule:
+    """A schedule an EV means to follow (2.0.1 NotifyEVChargingSchedule), in watts."""
+
+    start: datetime
+    periods: tuple[tuple[float, float], ...]  # (seconds from start, limit in W), in order
+    duration_s: float | None = None
+
+
+def ev_schedule_excess(ev: EvSchedule, profile: ChargingProfile,
+                       to_w: Callable[[float], float], tolerance_w: float = 1.0
+                       ) -> tuple[datetime, float, float] | None:
+    """The first instant where `ev` asks more than `profile` allows, with both limits in W
+    (None: it never does). `to_w` turns a limit of the profile's unit into watts; where the
+    profile is not in force, it sets no bound."""
+    instants = {ev.start + timedelta(seconds=start) for start, _ in ev.periods}
+    origin = profile.schedule.start or profile.valid_from or ev.start
+    instants |= {origin + timedelta(seconds=p.start_period) for p in profile.schedule.periods}
+    end = None if ev.duration_s is None else ev.start + timedelta(seconds=ev.duration_s)
+    for at in sorted(instants):
+        if at < ev.start or (end is not None and at >= end):
+            continue
+        offset = (at - ev.start).total_seconds()
+        asked = next((limit for start, limit in reversed(ev.periods) if start <= offset), None)
+        allowed = profile.limit_at(at)
+        if asked is None or allowed is None:
+            continue
+        if asked > to_w(allowed) + tolerance_w:
+            return at, asked, to_w(allowed)
+    return None

@@ -104,27 +104,41 @@ async def get_certificate_status(ctx: HandlerContext, p: Payload) -> Payload:
     return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSPResponder"}}
 
 
+# Where each kind of report keeps its items, in the order its parts are numbered.
+ITEMS = {"NotifyDisplayMessages": "messageInfo", "NotifyMonitoringReport": "monitor",
+         "NotifyReport": "reportData"}
+
+
 def assembled(kind: str, parts: list[dict[str, Any]]) -> Any:
-    """What a report's parts say together: the customer data as one text, the display
-    messages as one list."""
+    """What a report's parts say together: the customer data as one text; the charging
+    profiles as one list of (evseId, chargingLimitSource, chargingProfile); the other
+    reports' items as one list."""
     if kind == "NotifyCustomerInformation":
         return "".join(p.get("data", "") for p in parts)
-    return [m for p in parts for m in p.get("messageInfo") or []]
+    if kind == "ReportChargingProfiles":
+        return [{"evseId": p["evseId"], "chargingLimitSource": p["chargingLimitSource"],
+                 "chargingProfile": profile}
+                for p in parts for profile in p.get("chargingProfile") or []]
+    return [item for p in parts for item in p.get(ITEMS[kind]) or []]
+
+
+async def add_report_part(ctx: HandlerContext, kind: str, p: Payload) -> None:
+    """Add a part to the report of its requestId in the store (N09, O03/O04, N02/N03, K09,
+    B07/B08): parts may overtake one another, and a repeated part is kept once."""
+    if "generatedAt" in p:
+        parse_iso(required(p, "generatedAt", str))
+    request_id = required(p, "requestId", int)
+    central = ctx.central
+    report = await central.store.add_report_part(ctx.cp_id, kind, request_id, p, central.now())
+    log.info("report_part", cp_id=ctx.cp_id, kind=kind, request_id=request_id,
+             parts=len(report.parts), complete=report.complete)
 
 
 def report_part(kind: str) -> Handler:
-    """A report that comes in parts per requestId (N09 NotifyCustomerInformation, O03/O04
-    NotifyDisplayMessages): add the part to its report in the store; answer {}."""
+    """A report that comes in parts per requestId: keep the part; answer {}."""
 
     async def handle(ctx: HandlerContext, p: Payload) -> Payload:
-        if "generatedAt" in p:
-            parse_iso(required(p, "generatedAt", str))
-        request_id = required(p, "requestId", int)
-        central = ctx.central
-        report = await central.store.add_report_part(ctx.cp_id, kind, request_id, p,
-                                                     central.now())
-        log.info("report_part", cp_id=ctx.cp_id, kind=kind, request_id=request_id,
-                 parts=len(report.parts), complete=report.complete)
+        await add_report_part(ctx, kind, p)
         return {}
 
     handle.__name__ = f"report_part_{kind}"

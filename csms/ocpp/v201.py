@@ -8,6 +8,7 @@ from csms.clock import iso, parse_iso
 from csms.domain import (
     Booted,
     EvChargingNeeds,
+    EvChargingSchedule,
     IdTagInfo,
     Metered,
     StatusChanged,
@@ -18,6 +19,7 @@ from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v201
 from csms.ocpp.station_reports import (
+    add_report_part,
     get_15118_ev_certificate,
     get_certificate_status,
     record,
@@ -46,6 +48,10 @@ def _id_token_info(info: IdTagInfo) -> Payload:
     out: Payload = {"status": info.status}
     if info.expiry is not None:
         out["cacheExpiryDateTime"] = iso(info.expiry)
+    if info.parent_id_tag:
+        # The 1.6 parentIdTag: tokens of one group may stop each other's transactions
+        # (C01.FR.05); a group token is ours, so of type Central.
+        out["groupIdToken"] = {"idToken": info.parent_id_tag, "type": "Central"}
     return out
 
 
@@ -96,7 +102,13 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     if p["eventType"] == "Ended" and await ctx.central.status_check_due(
             ctx.cp_id, tx["transactionId"]):
         ctx.after_reply(lambda: check_transaction_status(ctx, tx["transactionId"]))
-    return {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    answer: Payload = {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    # I03: the final cost in the Ended answer; I02.FR.01: the running cost in Updated ones.
+    if p["eventType"] != "Started":
+        total = await ctx.central.session_cost(ctx.cp_id, tx["transactionId"])
+        if total is not None:
+            answer["totalCost"] = float(total)
+    return answer
 
 
 async def check_transaction_status(ctx: HandlerContext, transaction_id: str) -> None:
@@ -119,6 +131,8 @@ async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def notify_report(ctx: HandlerContext, p: Payload) -> Payload:
+    # Its variables feed the device model; the parts make up the report asked for.
+    await add_report_part(ctx, "NotifyReport", p)
     await ctx.central.report(ctx.cp_id, p.get("reportData") or [])
     return {}
 
@@ -139,6 +153,17 @@ async def notify_ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
         raw=p,
     ))
     return {"status": "Accepted"}
+
+
+async def notify_ev_charging_schedule(ctx: HandlerContext, p: Payload) -> Payload:
+    schedule = p["chargingSchedule"]
+    status = await ctx.central.ev_charging_schedule(EvChargingSchedule(
+        cp_id=ctx.cp_id, connector_id=p["evseId"], time_base=parse_iso(p["timeBase"]),
+        unit=schedule["chargingRateUnit"],
+        periods=tuple((float(x["startPeriod"]), float(x["limit"]), x.get("numberPhases"))
+                      for x in schedule["chargingSchedulePeriod"]),
+        duration_s=schedule.get("duration")), p)
+    return {"status": status}
 
 
 def _recorder(kind: str, answer: Payload | None = None) -> Handler:
@@ -162,14 +187,14 @@ HANDLERS: dict[str, Handler] = {
     "NotifyReport": notify_report,
     "NotifyEVChargingNeeds": notify_ev_charging_needs,
     "NotifyChargingLimit": _recorder("NotifyChargingLimit"),
-    "ReportChargingProfiles": _recorder("ReportChargingProfiles"),
+    "ReportChargingProfiles": report_part("ReportChargingProfiles"),
     "ClearedChargingLimit": _recorder("ClearedChargingLimit"),
-    "NotifyEVChargingSchedule": _recorder("NotifyEVChargingSchedule", {"status": "Accepted"}),
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
     "LogStatusNotification": _recorder("LogStatusNotification"),
     "SecurityEventNotification": security_event,
     "NotifyEvent": _recorder("NotifyEvent"),
-    "NotifyMonitoringReport": _recorder("NotifyMonitoringReport"),
+    "NotifyMonitoringReport": report_part("NotifyMonitoringReport"),
     "DataTransfer": _recorder("DataTransfer", {"status": "UnknownVendorId"}),
     "SignCertificate": sign_certificate(VERSION),
     "Get15118EVCertificate": get_15118_ev_certificate,
@@ -210,12 +235,17 @@ def parse_capabilities(results: list[dict[str, Any]]) -> dict[str, Any]:
 async def configure(ctx: HandlerContext, fingerprint: str) -> None:
     """After boot: set TxUpdatedInterval and measurands, read SmartChargingCtrlr variables."""
     cfg = ctx.central.config
-    answer = await ctx.send("SetVariables", {"setVariableData": [
+    settings = [
         {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"},
          "attributeValue": str(cfg.meter_sample_interval_s)},
         {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedMeasurands"},
          "attributeValue": ",".join(cfg.meter_measurands)},
-    ]})
+    ]
+    if cfg.master_pass_group:
+        settings.append({"component": {"name": "AuthCtrlr"},
+                         "variable": {"name": "MasterPassGroupId"},
+                         "attributeValue": cfg.master_pass_group})
+    answer = await ctx.send("SetVariables", {"setVariableData": settings})
     configured = {r["variable"]["name"]: r["attributeStatus"]
                   for r in answer.get("setVariableResult", [])}
     get = []

@@ -50,6 +50,9 @@ class Send:
     profile: ChargingProfile
     new_w: float
     current_w: float
+    # The connector's owed-profile count when this was planned: a later request for one
+    # (another needs message while this was on its way) stays owed.
+    owed: int = 0
 
     @property
     def lowering(self) -> bool:
@@ -185,10 +188,11 @@ class Dispatcher:
             # A lent car that ramped up gets its share back at once: the lend delay already
             # spaces these updates far wider than the raise cap would.
             last_sent_at = None if c.reclaiming else c.last_sent_at
-            if new_w < current - 1e-6 or should_send(previous, profile, last_sent_at, now,
-                                                      ctx.policy) \
+            if new_w < current - 1e-6 or c.profile_owed > c.profile_sent or \
+                    should_send(previous, profile, last_sent_at, now, ctx.policy) \
                     or not same_delivery(previous, profile):  # a preset change resends it
-                sends.append(Send(key, cp.cp_id, c.connector_id, profile, new_w, current))
+                sends.append(Send(key, cp.cp_id, c.connector_id, profile, new_w, current,
+                                  c.profile_owed))
             else:
                 c.reclaiming = False  # nothing to give back
         lowering = [s for s in sends if s.lowering]
@@ -232,6 +236,7 @@ class Dispatcher:
                     c.raised_at = now
                 c.held_tx_w, held.tx = send.new_w, send.profile
                 c.reclaiming = False
+                c.profile_sent = max(c.profile_sent, send.owed)
                 c.held_tx_valid_to = send.profile.valid_to
                 c.over_limit_samples = 0
                 if not cp.composite_verified:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from csms.domain import (
@@ -65,6 +66,16 @@ class SessionRecord:
     energy_kwh: float
     stop_reason: str | None
     meter_value_count: int
+    cost: StoredCost | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCost:
+    """A session's cost as kept: final once the session ended and its cost was settled."""
+
+    total: Decimal
+    currency: str
+    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,7 @@ class ApiSessionRecord:
     remote_stop: bool | None = None
     start_soc: float | None = None
     updated_at: datetime | None = None
+    cost: StoredCost | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +489,11 @@ class Store(Protocol):
     async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]: ...
     async def get_session(self, cp_id: str, ocpp_tx_id: str) -> SessionRecord | None: ...
     async def count_meter_values(self, cp_id: str | None = None) -> int: ...
+    # Session costs (sqlite_costs)
+    async def energy_readings(self, session_id: int) -> list[tuple[datetime, float]]: ...
+    async def variable_reports(self, cp_id: str, component: str) -> list[dict[str, Any]]: ...
+    async def save_session_cost(self, session_id: int, total: Decimal, currency: str,
+                                final: bool) -> StoredCost | None: ...
 
     # Load management
     async def record_plan(self, site_id: str, ts: datetime, trigger: str,

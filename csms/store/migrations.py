@@ -540,3 +540,14 @@ MIGRATIONS.append(
     CREATE INDEX station_reports_key ON station_reports (cp_id, kind, request_id);
     """
 )
+
+MIGRATIONS.append(
+    # 17: what a session costs under its site's tariff (csms.tariffs): the total as exact
+    # decimal text in `cost_currency`; `cost_final` once the session ended and its cost was
+    # settled (what the charger was told in the Ended answer, never recomputed after).
+    """
+    ALTER TABLE sessions ADD COLUMN total_cost TEXT;
+    ALTER TABLE sessions ADD COLUMN cost_currency TEXT;
+    ALTER TABLE sessions ADD COLUMN cost_final INTEGER NOT NULL DEFAULT 0;
+    """
+)

@@ -21,6 +21,7 @@ from csms.store.sqlite_base import Db, SqliteBase, _ts
 from csms.store.sqlite_catalog import CatalogMixin
 from csms.store.sqlite_chargers import ChargePointsMixin
 from csms.store.sqlite_commands import CommandsMixin
+from csms.store.sqlite_costs import CostsMixin
 from csms.store.sqlite_inventory import InventoryMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
@@ -88,7 +89,7 @@ class FrameLog:
         self._buffer[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._buffer))]
 
 
-class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
+class SqliteStore(ChargePointsMixin, SessionsMixin, CostsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
                   NetworksMixin, AlertsMixin, ReportsMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""

@@ -204,6 +204,76 @@ async def test_o04_notify_display_messages_parts_are_assembled_per_request_id(
     assert second.complete and [m["id"] for m in assembled(second.kind, second.parts)] == [4]
 
 
+async def test_n02_n03_notify_monitoring_report_parts_are_assembled_per_request_id(
+        server: Loadstar, url: Any) -> None:
+    c = await booted(url, "MON201", V201)
+
+    def monitored(i: int) -> dict[str, Any]:
+        return {"component": {"name": "EVSE"}, "variable": {"name": f"V{i}"},
+                "variableMonitoring": [{"id": i, "transaction": False, "value": 1.0,
+                                        "type": "Delta", "severity": 5}]}
+
+    generated = "2026-11-23T10:00:00Z"
+    # The second part overtakes the first: the report is complete only once both came.
+    await answered(c, "NotifyMonitoringReport", {"requestId": 3, "seqNo": 1, "tbc": False,
+                                                 "generatedAt": generated,
+                                                 "monitor": [monitored(3)]})
+    [partial] = await server.store.station_reports("MON201", "NotifyMonitoringReport", 3)
+    assert not partial.complete
+    await answered(c, "NotifyMonitoringReport", {"requestId": 3, "seqNo": 0, "tbc": True,
+                                                 "generatedAt": generated,
+                                                 "monitor": [monitored(1), monitored(2)]})
+    await c.close()
+    [report] = await server.store.station_reports("MON201", "NotifyMonitoringReport", 3)
+    items = assembled(report.kind, report.parts)
+    assert report.complete and [m["variable"]["name"] for m in items] == ["V1", "V2", "V3"]
+
+
+async def test_k09_report_charging_profiles_parts_are_assembled_per_request_id(
+        server: Loadstar, url: Any) -> None:
+    c = await booted(url, "RCP201", V201)
+
+    def profile(i: int) -> dict[str, Any]:
+        return {"id": i, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                    "id": i, "chargingRateUnit": "A", "startSchedule": "2026-11-23T10:00:00Z",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}]}
+
+    await answered(c, "ReportChargingProfiles", {"requestId": 4, "tbc": True, "evseId": 1,
+                                                 "chargingLimitSource": "CSO",
+                                                 "chargingProfile": [profile(1)]})
+    await answered(c, "ReportChargingProfiles", {"requestId": 4, "evseId": 2,
+                                                 "chargingLimitSource": "EMS",
+                                                 "chargingProfile": [profile(2)]})
+    await c.close()
+    [report] = await server.store.station_reports("RCP201", "ReportChargingProfiles", 4)
+    items = assembled(report.kind, report.parts)
+    assert report.complete
+    assert [(i["evseId"], i["chargingLimitSource"], i["chargingProfile"]["id"])
+            for i in items] == [(1, "CSO", 1), (2, "EMS", 2)]
+
+
+async def test_b07_notify_report_parts_make_one_report_and_feed_the_device_model(
+        server: Loadstar, url: Any) -> None:
+    c = await booted(url, "REP201", V201)
+
+    def variable(name: str) -> dict[str, Any]:
+        return {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": name},
+                "variableAttribute": [{"value": "true"}]}
+
+    generated = "2026-11-23T10:00:00Z"
+    await answered(c, "NotifyReport", {"requestId": 7, "seqNo": 0, "tbc": True,
+                                       "generatedAt": generated,
+                                       "reportData": [variable("Enabled")]})
+    await answered(c, "NotifyReport", {"requestId": 7, "seqNo": 1, "generatedAt": generated,
+                                       "reportData": [variable("Available")]})
+    await c.close()
+    [report] = await server.store.station_reports("REP201", "NotifyReport", 7)
+    assert report.complete
+    assert [d["variable"]["name"] for d in assembled(report.kind, report.parts)] == [
+        "Enabled", "Available"]
+
+
 @pytest.mark.parametrize(("subprotocol", "action", "payload", "code"), [
     (V16, "SecurityEventNotification", {"type": "X"}, "OccurenceConstraintViolation"),
     (V16, "SecurityEventNotification", {"type": "X", "timestamp": "yesterday"},
@@ -256,8 +326,6 @@ async def test_the_other_201_notifications_are_answered_and_kept(
             "eventId": 1, "timestamp": "2026-11-23T10:00:00Z", "trigger": "Alerting",
             "actualValue": "true", "eventNotificationType": "HardWiredNotification",
             "component": {"name": "EVSE"}, "variable": {"name": "Problem"}}]}),
-        ("NotifyMonitoringReport", {"requestId": 3, "seqNo": 0,
-                                    "generatedAt": "2026-11-23T10:00:00Z"}),
         ("DataTransfer", {"vendorId": "com.acme"}),
     ]
     for action, payload in messages:
