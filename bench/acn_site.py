@@ -17,6 +17,7 @@ from loadmgmt.model import Connector, Group, Site
 from loadmgmt.units import CurrentType
 
 VOLTS = 208.0
+PRIMARY_V = 480.0  # line to line (277 V to neutral)
 EVSE_A = 32.0
 POD_A = 80.0
 CC_POD = ["CA-322", "CA-493", "CA-496", "CA-320", "CA-495", "CA-321", "CA-323", "CA-494"]
@@ -39,6 +40,11 @@ def line_limit_a(transformer_kw: float) -> float:
     return transformer_kw * 1000.0 / 3 / 120.0
 
 
+def primary_limit_a(transformer_kw: float) -> float:
+    """Primary line current a transformer of `transformer_kw` allows (277 V to neutral)."""
+    return transformer_kw * 1000.0 / 3 / (PRIMARY_V / math.sqrt(3))
+
+
 def site_model(transformer_kw: float, *, wiring: str = "arithmetic",
                objective: str = "load_sharing") -> tuple[Site, tuple[Connector, ...],
                                                          tuple[Group, ...]]:
@@ -48,7 +54,11 @@ def site_model(transformer_kw: float, *, wiring: str = "arithmetic",
         if "wiring" not in {f.name for f in fields(Site)}:
             raise SystemExit(f"--wiring {wiring}: this Site has no wiring field yet "
                              "(the phasor constraints are on another branch)")
-        extra["wiring"] = wiring
+        # The exact rows can also hold the transformer's primary (277 V to neutral, as in the
+        # published site model); arithmetic rows cannot express it (the kW row stands in).
+        extra.update(wiring=wiring, transformer="delta_wye",
+                     transformer_primary_a=primary_limit_a(transformer_kw),
+                     transformer_primary_v=PRIMARY_V, transformer_secondary_v=VOLTS)
     site = Site("caltech", max_power_kw=transformer_kw, max_current_a=line_limit_a(transformer_kw),
                 buffer=0.0, floors="zero", objective=objective,  # type: ignore[arg-type]
                 min_power_kw=1.0, **extra)  # type: ignore[arg-type]
@@ -65,13 +75,26 @@ def site_model(transformer_kw: float, *, wiring: str = "arithmetic",
 
 def exact_line_currents(power_w: Mapping[str, float]) -> tuple[float, float, float]:
     """RMS current on lines A, B, C for each station's power (phasor sums, unity PF)."""
+    a, b, c = _line_phasors(power_w)
+    return abs(a), abs(b), abs(c)
+
+
+def _line_phasors(power_w: Mapping[str, float]) -> tuple[complex, complex, complex]:
     pair_current: dict[str, complex] = {}
     for station, w in power_w.items():
         pair = pair_of(station)
         phase = math.radians(PAIRS[pair][1])
         pair_current[pair] = pair_current.get(pair, 0j) + cmath.rect(w / VOLTS, phase)
     ab, bc, ca = (pair_current.get(p, 0j) for p in ("AB", "BC", "CA"))
-    return abs(ab - ca), abs(bc - ab), abs(ca - bc)
+    return ab - ca, bc - ab, ca - bc
+
+
+def exact_primary_currents(power_w: Mapping[str, float]) -> tuple[float, float, float]:
+    """RMS current on the delta-wye transformer's primary lines (secondary line differences
+    times the turns ratio)."""
+    a, b, c = _line_phasors(power_w)
+    ratio = VOLTS / (math.sqrt(3) * PRIMARY_V)
+    return abs(a - b) * ratio, abs(b - c) * ratio, abs(c - a) * ratio
 
 
 def stations(ids: Iterable[str]) -> set[str]:
