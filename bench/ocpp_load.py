@@ -40,6 +40,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -115,7 +116,9 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """SIGTERM; seconds until it exited (killed after 15 s: inf)."""
+        t0 = time.monotonic()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -123,6 +126,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+                return math.inf
+        return time.monotonic() - t0
 
     def warnings(self) -> Counter[str]:
         """Server log lines at warning and above, by event."""
@@ -323,9 +328,14 @@ def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[str, A
             res["cpu_s"] = cpu1 - cpu0
             res["server_alive"] = server.alive()
         finally:
+            # SIGTERM while the chargers still talk (the meter scenario's metering goes on).
+            res["stop_s"] = server.stop()
             if clients is not None:
                 clients.quit()
-            server.stop()
+            if target == "loadstar" and (tmp / "loadstar.db").exists():
+                with sqlite3.connect(tmp / "loadstar.db") as db:
+                    res["left_pending"] = db.execute(
+                        "SELECT count(*) FROM commands WHERE status = 'pending'").fetchone()[0]
             res["warnings"] = server.warnings()
             if args.logs:
                 Path(args.logs).mkdir(parents=True, exist_ok=True)
@@ -416,6 +426,8 @@ def rows(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, Any, 
         ("server CPU s (connect phase)", res["up_cpu_s"], 2),
         ("server RSS KiB/connection", res["rss_per_conn_kib"], 1),
         ("server calls to chargers (window)", sum(win["server_calls"].values()), 0),
+        ("SIGTERM under load -> exit s", res.get("stop_s", float("nan")), 2),
+        ("commands left pending after exit", res.get("left_pending", "-"), 0),
         ("timeouts (connect + window)",
          sum(up["timeouts"].values()) + sum(win["timeouts"].values()), 0),
         ("errors (connect + window)", sum(up["errors"].values()) + sum(win["errors"].values()),
