@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,6 +32,9 @@ from csms.domain import (
 from csms.events import EventBus
 from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evses
 from csms.store import Store
+
+if TYPE_CHECKING:
+    from csms.pki.service import Pki
 
 log = structlog.get_logger("csms.central")
 
@@ -59,6 +62,8 @@ class Central:
         self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
         # Judges an ISO 15118 EV's schedule against what its transaction holds (the planner).
         self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
+        # Our CA, OCSP client and contract-certificate endpoint (set at start-up).
+        self.pki: Pki | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
