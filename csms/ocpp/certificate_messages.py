@@ -24,7 +24,7 @@ from csms.pki.ocsp import OcspFailed
 log = structlog.get_logger("csms.ocpp.certificate_messages")
 
 V201 = "2.0.1"
-# StatusInfoType.additionalInfo's maxLength.
+# StatusInfoType's maxLengths (reasonCode 20).
 MAX_INFO = 512
 # GetCertificateStatusResponse.ocspResult's maxLength (base64 of the DER response).
 MAX_OCSP_RESULT = 5500
@@ -124,13 +124,15 @@ async def get_15118_ev_certificate(ctx: HandlerContext, p: Payload) -> Payload:
     Failed (empty exiResponse) when none is configured or it gives no usable answer."""
     await ctx.central.charger_event(ctx.cp_id, "Get15118EVCertificate", p)
     pki = ctx.central.pki
+    if pki is None or not pki.settings.contract_certificate_url:
+        log.info("ev_certificate_unavailable", cp_id=ctx.cp_id, action=p["action"])
+        return {"status": "Failed", "exiResponse": "", "statusInfo": _status_info(
+            "NoEndpoint", "no contract-certificate endpoint is configured")}
     try:
-        if pki is None:
-            raise ContractFailed("no contract-certificate endpoint is configured")
         status, exi = await pki.ev_certificate(ctx.cp_id, p)
     except ContractFailed as e:
-        log.info("ev_certificate_failed", cp_id=ctx.cp_id, action=p["action"], reason=str(e))
+        log.warning("ev_certificate_failed", cp_id=ctx.cp_id, action=p["action"], reason=str(e))
         return {"status": "Failed", "exiResponse": "",
-                "statusInfo": _status_info("ContractEndpointFailed", str(e))}
+                "statusInfo": _status_info("EndpointFailed", str(e))}
     log.info("ev_certificate_forwarded", cp_id=ctx.cp_id, action=p["action"], status=status)
     return {"status": status, "exiResponse": exi}
