@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.cli import simulate as simulation
+from adapters.cli.certificates import certificate
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
@@ -37,6 +38,7 @@ app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
                   no_args_is_help=True, add_completion=False)
 keys = typer.Typer(help="API keys of the HTTP side (stored hashed).", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+app.add_typer(certificate, name="certificate")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]

@@ -5,6 +5,7 @@ contract-certificate endpoint, and the typed Install/GetInstalled/Delete helpers
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -22,7 +23,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
 
+from adapters.cli.app import app as cli_app
+from adapters.http.app import create_app
+from adapters.http.server import HttpServer
 from csms.ocpp.framing import validate
 from csms.pki import station_certificates
 from csms.service import Loadstar
@@ -387,3 +392,53 @@ async def test_a_root_type_the_chargers_version_lacks_is_refused_before_sending(
     await c.close()
     assert [r for r in await server.store.list_commands("V2GROOT16", limit=50)
             if r.action == "InstallCertificate"] == []
+
+
+@pytest.mark.parametrize("subprotocol", [V16, V201])
+async def test_m05_m03_m04_the_operator_cli_installs_lists_and_deletes_through_the_server(
+        server: Loadstar, url: Any, subprotocol: str, tmp_path: Path) -> None:
+    cp_id = f"CLI{subprotocol[-3:]}"
+    held = CertificateStore(subprotocol)
+    c = await booted(url, cp_id, subprotocol, held)
+    http = HttpServer(create_app(server), "127.0.0.1", 0)
+    await http.start()
+    key = (await server.api_keys.create(("write",), datetime.now(UTC))).key
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[store]\npath = "{server.config.store.path}"\n')
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    root = tmp_path / "root.pem"
+    root.write_bytes(certificate("Operator root", ca_key, None, ca_key).public_bytes(
+        serialization.Encoding.PEM))
+    common = ["-c", str(config), "--api-key", key, "--url", f"http://127.0.0.1:{http.port}"]
+
+    def printed(out: str) -> Any:
+        """The JSON the verb printed (the server, in this process, logs to the same stdout)."""
+        lines = out.splitlines()
+        start = next(i for i, line in enumerate(lines) if line in ("{", "["))
+        end = next(i for i in range(start, len(lines)) if lines[i] in ("}", "]"))
+        return json.loads("\n".join(lines[start:end + 1]))
+
+    async def cli(*args: str) -> Any:
+        # The verb runs its own event loop, as from a shell, while the server serves here.
+        return await asyncio.to_thread(CliRunner().invoke, cli_app, ["certificate", *args])
+
+    try:
+        done = await cli("install", cp_id, str(root), "--type", "CSMSRootCertificate", *common)
+        assert done.exit_code == 0, done.output
+        assert printed(done.stdout) == {"status": "Accepted"}
+        assert held.held == [("CentralSystemRootCertificate" if subprotocol == V16
+                              else "CSMSRootCertificate", held.hash_data(root.read_text()))]
+        listed = await cli("list", cp_id, "--type", "CSMSRootCertificate", *common)
+        assert listed.exit_code == 0, listed.output
+        chain = printed(listed.stdout)
+        named = chain["certificateHashData"] if subprotocol == V16 else \
+            [x["certificateHashData"] for x in chain["certificateHashDataChain"]]
+        assert named == [held.hash_data(root.read_text())]
+        gone = await cli("delete", cp_id, "--pem", str(root), *common)
+        assert gone.exit_code == 0 and printed(gone.stdout) == {"status": "Accepted"}
+        assert held.held == []
+        ca = await cli("ca", "-c", str(config))
+        assert server.central.pki.ca.certificate_pem in ca.stdout  # type: ignore[union-attr]
+    finally:
+        await http.stop()
+        await c.close()
