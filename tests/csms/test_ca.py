@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from csms.config import CaConfig, CertificatesConfig
+from csms.config import CaConfig, CertificatesConfig, ConfigError, load_config
 from csms.pki.ca import CaError, load_or_create
 from csms.pki.csr import V2G, CsrRefused, check_csr
 from csms.pki.service import Pki
+from csms.service import Loadstar, StartupError
+from tests.conftest import make_config
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -125,3 +127,27 @@ def test_a_key_that_is_not_the_certificates_is_refused_without_quoting_it(
                        organization="y", now=NOW, validity=timedelta(days=1),
                        issued_validity=timedelta(days=1))
     assert "PRIVATE KEY" not in str(caught.value)
+
+
+def test_ca_files_in_config_toml_are_relative_to_it_and_come_in_pairs(tmp_path: Path) -> None:
+    toml = tmp_path / "config.toml"
+    toml.write_text('[ca]\ncert = "pki/ca.pem"\nkey = "pki/ca.key"\n')
+    config = load_config(toml)
+    assert (config.ca.cert, config.ca.key) == (str(tmp_path / "pki/ca.pem"),
+                                               str(tmp_path / "pki/ca.key"))
+    toml.write_text('[ca]\nkey = "ca.key"\n')
+    with pytest.raises(ConfigError, match="ca.cert: required with key"):
+        load_config(toml)
+
+
+async def test_a_ca_that_cannot_be_used_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.ca.cert, config.ca.key = str(tmp_path / "ca.pem"), str(tmp_path / "ca.key")
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    service = Loadstar(config)
+    with pytest.raises(StartupError, match="missing"):
+        await service.start()
+    (tmp_path / "ca.key").write_text("not a key either")
+    service = Loadstar(config)
+    with pytest.raises(StartupError, match="cannot read CA certificate"):
+        await service.start()
