@@ -21,14 +21,13 @@ import typer
 
 from adapters.cli.lifecycle import say
 from csms.config import Config
-from csms.ocpp.errors import V16, V201
 from csms.pki import station_certificates as certs
 from csms.pki.service import ca_paths
+from csms.relay import PROTOCOLS
 
 certificate = typer.Typer(help="Certificates of chargers and Loadstar's CA.",
                           no_args_is_help=True)
 
-PROTOCOLS = {"ocpp1.6": V16, "ocpp2.0.1": V201}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
 ApiKeyOpt = Annotated[str | None, typer.Option(
     "--api-key", help="an API key with the write scope (else $LOADSTAR_API_KEY)")]
