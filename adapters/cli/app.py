@@ -22,9 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli import authlist
+from adapters.cli import authlist, certificates
 from adapters.cli import simulate as simulation
-from adapters.cli.certificates import certificate
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
@@ -43,7 +42,6 @@ app.add_typer(keys, name="keys")
 charger = typer.Typer(help="A charger's registration: accept, pending, reject (through the "
                       "running server's HTTP API).", no_args_is_help=True)
 app.add_typer(charger, name="charger")
-app.add_typer(certificate, name="certificate")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
@@ -364,3 +362,4 @@ def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
 
 # Reservations and local lists: typed helpers whose CALLs go through the server's relay.
 authlist.register(app, _config, _with_store)
+certificates.register(app, _config, _with_store)

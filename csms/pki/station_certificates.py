@@ -2,8 +2,9 @@
 GetInstalledCertificateIds and DeleteCertificate, in both versions (1.6 security extension
 actions have the same names; its CSMS root is called CentralSystemRootCertificate).
 
-The payload builders are pure (the CLI uses them too); the service functions send through
-`Commands`, so each call is schema-checked and recorded with the charger's answer.
+The payload builders are pure; the service functions send through a `csms.typed_calls`
+channel: in the server `CommandsChannel` (each call schema-checked and recorded with the
+charger's answer), in the CLI the running server's relay.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from csms.commands import CommandResult, Commands
+from csms.commands import CommandResult
 from csms.ocpp.errors import V16
+from csms.typed_calls import Channel
 
 Payload = dict[str, Any]
 
@@ -82,26 +84,31 @@ def delete_payload(certificate_hash_data: Payload) -> Payload:
     return {"certificateHashData": dict(certificate_hash_data)}
 
 
-def _version(commands: Commands, cp_id: str) -> str:
-    return commands.version_of(cp_id) or V16
+async def _version(channel: Channel, cp_id: str) -> str:
+    """The version `cp_id` speaks; ValueError when it never connected (nothing to send in)."""
+    version = await channel.version(cp_id)
+    if version is None:
+        raise ValueError(f"charge point {cp_id!r} has never connected: its OCPP version is "
+                         "unknown")
+    return version
 
 
-async def install_certificate(commands: Commands, cp_id: str, certificate_type: str,
+async def install_certificate(channel: Channel, cp_id: str, certificate_type: str,
                               pem: str) -> CommandResult:
     """Install a root certificate on `cp_id` (A05 / M05)."""
-    payload = install_payload(_version(commands, cp_id), certificate_type, pem)
-    return await commands.send(cp_id, "InstallCertificate", payload)
+    payload = install_payload(await _version(channel, cp_id), certificate_type, pem)
+    return await channel.send(cp_id, "InstallCertificate", payload)
 
 
-async def get_installed_certificate_ids(commands: Commands, cp_id: str,
+async def get_installed_certificate_ids(channel: Channel, cp_id: str,
                                         certificate_types: list[str] | None = None
                                         ) -> CommandResult:
     """Ask `cp_id` which certificates it holds (M03); the answer lists their hash data."""
-    payload = get_installed_payload(_version(commands, cp_id), certificate_types)
-    return await commands.send(cp_id, "GetInstalledCertificateIds", payload)
+    payload = get_installed_payload(await _version(channel, cp_id), certificate_types)
+    return await channel.send(cp_id, "GetInstalledCertificateIds", payload)
 
 
-async def delete_certificate(commands: Commands, cp_id: str,
+async def delete_certificate(channel: Channel, cp_id: str,
                              certificate_hash_data: Payload) -> CommandResult:
     """Delete the certificate `certificate_hash_data` names from `cp_id` (M04)."""
-    return await commands.send(cp_id, "DeleteCertificate", delete_payload(certificate_hash_data))
+    return await channel.send(cp_id, "DeleteCertificate", delete_payload(certificate_hash_data))

@@ -31,6 +31,7 @@ from adapters.http.server import HttpServer
 from csms.ocpp.framing import validate
 from csms.pki import station_certificates
 from csms.service import Loadstar
+from csms.typed_calls import CommandsChannel
 from tests.conftest import make_config
 from tests.raw_client import RawClient, default_answer
 
@@ -351,7 +352,7 @@ async def test_m05_m03_m04_install_list_and_delete_a_root_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     root = certificate("Operator root", key, None, key).public_bytes(
         serialization.Encoding.PEM).decode()
-    commands = server.commands
+    commands = CommandsChannel(server.commands, server.store)
     installed = await station_certificates.install_certificate(
         commands, cp_id, "CSMSRootCertificate", root)
     assert installed.ok
@@ -380,14 +381,15 @@ async def test_m05_m03_m04_install_list_and_delete_a_root_certificate(
 async def test_a_root_type_the_chargers_version_lacks_is_refused_before_sending(
         server: Loadstar, url: Any) -> None:
     c = await booted(url, "V2GROOT16", V16, CertificateStore(V16))
+    channel = CommandsChannel(server.commands, server.store)
     key = ec.generate_private_key(ec.SECP256R1())
     root = certificate("V2G root", key, None, key).public_bytes(
         serialization.Encoding.PEM).decode()
     with pytest.raises(ValueError, match="1.6 has no certificate type"):
-        await station_certificates.install_certificate(server.commands, "V2GROOT16",
+        await station_certificates.install_certificate(channel, "V2GROOT16",
                                                        "V2GRootCertificate", root)
     with pytest.raises(ValueError, match="not a PEM"):
-        await station_certificates.install_certificate(server.commands, "V2GROOT16",
+        await station_certificates.install_certificate(channel, "V2GROOT16",
                                                        "CSMSRootCertificate", "nonsense")
     await c.close()
     assert [r for r in await server.store.list_commands("V2GROOT16", limit=50)
