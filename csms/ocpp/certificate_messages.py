@@ -101,7 +101,7 @@ async def send_certificate_signed(ctx: HandlerContext, version: str, certificate
 async def get_certificate_status(ctx: HandlerContext, p: Payload) -> Payload:
     """GetCertificateStatus (M06): Accepted with the responder's DER answer (base64), or
     Failed when the responder cannot be reached or gives no usable answer."""
-    data = p["ocspRequestData"]
+    data = required(p, "ocspRequestData", dict)
     await ctx.central.charger_event(ctx.cp_id, "GetCertificateStatus", p)
     pki = ctx.central.pki
     try:
@@ -122,6 +122,8 @@ async def get_certificate_status(ctx: HandlerContext, p: Payload) -> Payload:
 async def get_15118_ev_certificate(ctx: HandlerContext, p: Payload) -> Payload:
     """Get15118EVCertificate (M01/M02): the contract-certificate endpoint's exiResponse, or
     Failed (empty exiResponse) when none is configured or it gives no usable answer."""
+    for field in ("iso15118SchemaVersion", "action", "exiRequest"):
+        required(p, field, str)
     await ctx.central.charger_event(ctx.cp_id, "Get15118EVCertificate", p)
     pki = ctx.central.pki
     if pki is None or not pki.settings.contract_certificate_url:
