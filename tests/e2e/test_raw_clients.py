@@ -178,7 +178,7 @@ async def test_ocpp201_reports_and_charging_needs_are_stored(server: Loadstar, u
             "SELECT kind FROM charger_events WHERE cp_id='NOTE201' ORDER BY id") as cur:
         kinds = [r[0] for r in await cur.fetchall()]
     assert kinds == ["NotifyChargingLimit"]
-    # ReportChargingProfiles is a report in parts, kept per requestId (issue 12 point 1).
+    # A report in parts: kept as one report per requestId.
     [report] = await server.store.station_reports("NOTE201", "ReportChargingProfiles", 2)
     assert report.complete and len(report.parts) == 1
 
