@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -34,6 +34,9 @@ from csms.events import EventBus
 from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evses
 from csms.registration import boot_answer
 from csms.store import Store
+
+if TYPE_CHECKING:
+    from csms.pki.service import Pki
 
 log = structlog.get_logger("csms.central")
 
@@ -70,6 +73,8 @@ class Central:
         self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
         # Set at start-up when sessions are costed (csms.costs needs the commands and sites).
         self.costs: SessionCosts | None = None
+        # Our CA, OCSP client and contract-certificate endpoint (set at start-up).
+        self.pki: Pki | None = None
 
     def now(self) -> datetime:
         return self.clock.now()

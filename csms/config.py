@@ -154,6 +154,36 @@ class LogConfig(_Section):
         return value
 
 
+class CaConfig(_Section):
+    """Loadstar's certificate authority for chargers' certificates (SignCertificate)."""
+
+    # PEM files of the CA's certificate and key, made on first start when neither exists (the
+    # key with mode 0600). Empty: beside the database (<store.path>.ca.pem, .ca-key.pem).
+    cert: str = ""
+    key: str = ""
+    common_name: Id = "Loadstar Charger CA"
+    organization: Id = "Loadstar"
+    validity_days: PositiveInt = 3650
+    # Certificates issued to chargers (never beyond the CA's own end).
+    issued_validity_days: PositiveInt = 365
+
+    @model_validator(mode="after")
+    def _pair(self) -> CaConfig:
+        if bool(self.cert) != bool(self.key):
+            given, missing = ("cert", "key") if self.cert else ("key", "cert")
+            raise _at(missing, f"required with {given}")
+        return self
+
+
+class CertificatesConfig(_Section):
+    """Where certificate questions of chargers go (GetCertificateStatus, Get15118EVCertificate)."""
+
+    # ISO 15118 contract certificates: EVs' EXI requests are POSTed here. Empty: answered Failed.
+    contract_certificate_url: str = ""
+    # OCSP responders and the contract endpoint must answer within this.
+    http_timeout_s: Positive = 10.0
+
+
 class LimitSpec(_Section):
     """A limit over time on a site or group (see loadmgmt.limits for the precedence)."""
 
@@ -417,6 +447,8 @@ class Config(BaseModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
+    ca: CaConfig = Field(default_factory=CaConfig)
+    certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
     sites: list[SiteSpec] = Field(default_factory=list)
     chargers: list[ChargerSpec] = Field(default_factory=list)
 
@@ -473,6 +505,10 @@ def load_config(path: str | Path | None) -> Config:
     db = Path(config.store.path)
     if not db.is_absolute():
         config.store.path = str((p.parent / db).resolve())
+    for key in ("cert", "key"):
+        named = getattr(config.ca, key)
+        if named and not Path(named).is_absolute():
+            setattr(config.ca, key, str((p.parent / named).resolve()))
     return config
 
 

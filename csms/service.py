@@ -26,6 +26,8 @@ from csms.events import EventBus
 from csms.id_tags import IdTags
 from csms.local_lists import LocalLists
 from csms.networks import SITE_OVERRIDE
+from csms.pki.ca import CaError
+from csms.pki.service import Pki
 from csms.planner import Planner
 from csms.registrar import Registrar
 from csms.relay import Relay
@@ -190,6 +192,12 @@ class Loadstar:
             await self.webhooks.load()
         except (sqlite3.Error, OSError) as e:
             raise StartupError(f"cannot open database {db}: {error_text(e)}") from e
+        try:
+            # Chargers' SignCertificate needs it from their first message on.
+            self.central.pki = Pki.open(self.config.ca, self.config.certificates, db,
+                                        self.clock.now())
+        except CaError as e:
+            raise StartupError(str(e)) from e
         if self.planner is not None:
             try:
                 overrides = {r.site_id: r.attrs for r in await self.store.list_network_records()

@@ -2,9 +2,8 @@
 
 The connection has already checked each payload against its schema (the `ocpp` package ships
 the 1.6 Security White Paper schemas too); what a schema cannot say (a date-time that does not
-read, a CSR that is not one) is checked here. Each handler stores what the station reported
-before it answers, and answers what the specification asks of a CSMS that has no certificate
-authority, contract-certificate endpoint or OCSP responder (yet: issue 12 point 8).
+read) is checked here. Each handler stores what the station reported before it answers. The
+certificate messages are answered in `certificate_messages`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from cryptography import x509
 
 from csms.clock import parse_iso
 from csms.ocpp.context import Handler, HandlerContext, Payload
@@ -45,40 +43,6 @@ def record(kind: str, answer: Payload | None = None) -> Handler:
     return handle
 
 
-def csr_subject(pem: str) -> str | None:
-    """The subject of a PEM certificate signing request whose signature holds, else None."""
-    try:
-        csr = x509.load_pem_x509_csr(pem.encode("utf-8"))
-        if not csr.is_signature_valid:
-            return None
-        return csr.subject.rfc4514_string()
-    except (ValueError, TypeError, UnicodeEncodeError):
-        return None
-
-
-def sign_certificate(version: str) -> Handler:
-    """SignCertificate (2.0.1 A02/A03, 1.6 security extension): keep the CSR; Rejected, as no
-    CA signs for this CSMS yet (and always for a CSR that does not parse)."""
-
-    async def handle(ctx: HandlerContext, p: Payload) -> Payload:
-        subject = csr_subject(required(p, "csr", str))
-        stored: dict[str, Any] = {**p, "subject": subject, "valid": subject is not None,
-                                  "status": "Rejected"}
-        await ctx.central.charger_event(ctx.cp_id, "SignCertificate", stored)
-        if subject is None:
-            log.warning("csr_unreadable", cp_id=ctx.cp_id)
-        else:
-            log.info("csr_received", cp_id=ctx.cp_id, subject=subject,
-                     certificate_type=p.get("certificateType"))
-        answer: Payload = {"status": "Rejected"}
-        if version == "2.0.1":
-            answer["statusInfo"] = {"reasonCode": "NoCA" if subject else "InvalidCSR"}
-        return answer
-
-    handle.__name__ = "sign_certificate"
-    return handle
-
-
 async def security_event(ctx: HandlerContext, p: Payload) -> Payload:
     """SecurityEventNotification (2.0.1 A04, 1.6 security extension): keep it; answer {}."""
     parse_iso(required(p, "timestamp", str))
@@ -86,22 +50,6 @@ async def security_event(ctx: HandlerContext, p: Payload) -> Payload:
     await ctx.central.charger_event(ctx.cp_id, "SecurityEventNotification", p)
     log.warning("security_event", cp_id=ctx.cp_id, type=kind, tech_info=p.get("techInfo"))
     return {}
-
-
-async def get_15118_ev_certificate(ctx: HandlerContext, p: Payload) -> Payload:
-    """Get15118EVCertificate (M01/M02): no contract-certificate endpoint is configured."""
-    await ctx.central.charger_event(ctx.cp_id, "Get15118EVCertificate", p)
-    log.info("ev_certificate_unavailable", cp_id=ctx.cp_id, action=p["action"])
-    return {"status": "Failed", "exiResponse": "",
-            "statusInfo": {"reasonCode": "NoEndpoint"}}
-
-
-async def get_certificate_status(ctx: HandlerContext, p: Payload) -> Payload:
-    """GetCertificateStatus (M06): no OCSP responder is queried yet, so Failed."""
-    await ctx.central.charger_event(ctx.cp_id, "GetCertificateStatus", p)
-    log.info("ocsp_unavailable", cp_id=ctx.cp_id,
-             responder=p["ocspRequestData"].get("responderURL"))
-    return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSPResponder"}}
 
 
 # Where each kind of report keeps its items, in the order its parts are numbered.

@@ -13,10 +13,11 @@ from csms.domain import (
     TransactionEnded,
     TransactionStarted,
 )
+from csms.ocpp.certificate_messages import sign_certificate
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v16
-from csms.ocpp.station_reports import record, security_event, sign_certificate
+from csms.ocpp.station_reports import record, security_event
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "1.6"

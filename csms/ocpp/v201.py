@@ -14,20 +14,17 @@ from csms.domain import (
     StatusChanged,
     TransactionEvent201,
 )
+from csms.ocpp.certificate_messages import (
+    get_15118_ev_certificate,
+    get_certificate_status,
+    sign_certificate,
+)
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.reservation_status import reservation_status_update
 from csms.ocpp.samples import samples_v201
-from csms.ocpp.station_reports import (
-    add_report_part,
-    get_15118_ev_certificate,
-    get_certificate_status,
-    record,
-    report_part,
-    security_event,
-    sign_certificate,
-)
+from csms.ocpp.station_reports import add_report_part, record, report_part, security_event
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "2.0.1"

@@ -4,13 +4,10 @@ both versions: answered as OCPP asks (never NotSupported), stored, and refused w
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from csms.ocpp.framing import validate
 from csms.ocpp.station_reports import assembled
@@ -46,32 +43,6 @@ async def events(server: Loadstar, cp_id: str) -> list[tuple[str, dict[str, Any]
             "SELECT kind, payload FROM charger_events WHERE cp_id=? ORDER BY id",
             (cp_id,)) as cur:
         return [(r[0], json.loads(r[1])) for r in await cur.fetchall()]
-
-
-def csr_pem(common_name: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme")]))
-           .sign(key, hashes.SHA256()))
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-@pytest.mark.parametrize("subprotocol", [V16, V201])
-async def test_a02_sign_certificate_without_a_ca_is_rejected_and_the_csr_kept(
-        server: Loadstar, url: Any, subprotocol: str) -> None:
-    cp_id = f"CSR{subprotocol[-3:]}"
-    c = await booted(url, cp_id, subprotocol)
-    answer = await answered(c, "SignCertificate", {"csr": csr_pem(cp_id)})
-    assert answer["status"] == "Rejected"
-    broken = await answered(c, "SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"
-                                                          "\nnot base64\n-----END"})
-    assert broken["status"] == "Rejected"
-    await c.close()
-    kept = [p for kind, p in await events(server, cp_id) if kind == "SignCertificate"]
-    assert [(p["valid"], p["subject"]) for p in kept] == [(True, f"O=Acme,CN={cp_id}"),
-                                                         (False, None)]
-    assert kept[0]["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
 
 
 @pytest.mark.parametrize("subprotocol", [V16, V201])
@@ -120,12 +91,15 @@ async def test_m01_get_15118_ev_certificate_fails_without_a_contract_endpoint(
     assert await events(server, "EVCERT") == [("Get15118EVCertificate", request)]
 
 
-async def test_m06_get_certificate_status_fails_without_an_ocsp_responder(
+async def test_m06_get_certificate_status_fails_when_the_ocsp_responder_is_unreachable(
         server: Loadstar, url: Any) -> None:
     c = await booted(url, "OCSP201", V201)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     request = {"ocspRequestData": {"hashAlgorithm": "SHA256", "issuerNameHash": "aa" * 32,
                                    "issuerKeyHash": "bb" * 32, "serialNumber": "01",
-                                   "responderURL": "http://ocsp.example/"}}
+                                   "responderURL": f"http://127.0.0.1:{port}/"}}
     answer = await answered(c, "GetCertificateStatus", request)
     assert answer["status"] == "Failed" and "ocspResult" not in answer
     await c.close()
