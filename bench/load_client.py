@@ -194,6 +194,7 @@ class Charger:
             for fut in self.waiting.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection closed"))
+                    fut.exception()  # its caller may be gone already (the server stopped)
             self.waiting.clear()
 
     async def call(self, label: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
