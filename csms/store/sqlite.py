@@ -28,6 +28,7 @@ from csms.store.sqlite_networks import NetworksMixin
 from csms.store.sqlite_relay import RelayMixin
 from csms.store.sqlite_reports import ReportsMixin
 from csms.store.sqlite_sessions import SessionsMixin
+from csms.store.sqlite_transfers import TransfersMixin
 from csms.store.sqlite_webhooks import WebhooksMixin
 from csms.store.writer import BatchWriter
 
@@ -90,7 +91,7 @@ class FrameLog:
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  NetworksMixin, AlertsMixin, ReportsMixin, SqliteBase):
+                  NetworksMixin, AlertsMixin, ReportsMixin, TransfersMixin, SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:
