@@ -163,6 +163,10 @@ def channel_send(channel: Channel, cp_id: str) -> Send:
     return send
 
 
+class NoAnswer(Exception):
+    """A message of the request got no answer (offline, timeout, CALLERROR)."""
+
+
 class VariableRequests:
     """GetVariables / SetVariables for any number of variables, split as the station needs."""
 
@@ -173,8 +177,12 @@ class VariableRequests:
 
     async def _exchange(self, cp_id: str, action: str, items: list[Payload]) -> list[Payload]:
         send = channel_send(self.channel, cp_id)
-        limits = await message_limits(self.store, cp_id, action, self.clock.now(), ask=send)
-        return await exchange_split(send, action, items, limits)
+        try:
+            limits = await message_limits(self.store, cp_id, action, self.clock.now(),
+                                          ask=send)
+            return await exchange_split(send, action, items, limits)
+        except CallFailed as exc:
+            raise NoAnswer(f"{action} to {cp_id}: {exc}") from exc
 
     async def get(self, cp_id: str, names: list[tuple[str, str]],
                   attribute: str | None = None) -> list[Payload]:

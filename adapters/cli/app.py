@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.cli import simulate as simulation
+from adapters.cli import station_ops
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
@@ -296,3 +297,8 @@ def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
         say(f"no live key {key_id}")
         raise typer.Exit(1)
     typer.echo(f"revoked key {key_id}")
+
+
+# Firmware, logs, variables and station queries: typed helpers whose CALLs go through the
+# server's relay.
+station_ops.register(app, _config, _with_store)
