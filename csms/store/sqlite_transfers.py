@@ -14,6 +14,8 @@ from csms.store.sqlite_base import Db, SqliteBase, _one, _ts, _writes
 from csms.store.transfers import FINAL, TransferRecord
 
 REQUESTED = "requested"
+ACCEPTED_CANCELED = "AcceptedCanceled"
+CANCELED = "Canceled"  # ours: a newer request of the same family replaced it
 
 
 def _transfer(row: aiosqlite.Row | sqlite3.Row) -> TransferRecord:
@@ -64,13 +66,27 @@ class TransfersMixin(SqliteBase):
         if status == REQUESTED:
             status = answer_status
             history.append({"status": answer_status, "at": _ts(now)})
-        still_open = bool(row["open"]) and answer_status in ("Accepted", "AcceptedCanceled")
+        still_open = bool(row["open"]) and answer_status in ("Accepted", ACCEPTED_CANCELED)
+        if answer_status == ACCEPTED_CANCELED:
+            # The station cancelled the transfer it was busy with to start this one (2.0.1
+            # UpdateFirmware / GetLog, 1.6 SignedUpdateFirmware / GetLog): that one is over.
+            self._cancel_others(db, row, now)
         db.execute(
             "UPDATE transfer_requests SET payload=?, answer_status=?, status=?, history=?,"
             " file_name=COALESCE(?, file_name), open=?, updated_at=? WHERE id=?",
             (json.dumps(payload), answer_status, status, json.dumps(history), file_name,
              int(still_open), _ts(now), transfer_id))
         return _get(db, transfer_id)
+
+    def _cancel_others(self, db: Db, row: sqlite3.Row, now: datetime) -> None:
+        """Close the charger's other open requests of `row`'s family as Canceled."""
+        for other in db.execute("SELECT id, history FROM transfer_requests WHERE cp_id=?"
+                                " AND family=? AND open=1 AND id<>?",
+                                (row["cp_id"], row["family"], row["id"])).fetchall():
+            history = [*json.loads(other["history"]), {"status": CANCELED, "at": _ts(now)}]
+            db.execute("UPDATE transfer_requests SET status=?, history=?, open=0,"
+                       " updated_at=? WHERE id=?",
+                       (CANCELED, json.dumps(history), _ts(now), other["id"]))
 
     @_writes
     def notify_transfer(self, db: Db, cp_id: str, family: str, request_id: int | None,

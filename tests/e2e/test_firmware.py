@@ -144,3 +144,17 @@ async def test_l01_an_offline_station_gets_a_failed_update_record(server: Loadst
     assert server.registry.get("FWOFF") is None
     update = await server.transfers.update_firmware("FWOFF", "https://fw.example/o.bin", AT)
     assert update.answer_status == "failed" and not update.open
+
+
+async def test_l01_accepted_canceled_closes_the_update_it_replaced(server: Loadstar,
+                                                                   url) -> None:
+    answers = iter([{"status": "Accepted"}, {"status": "AcceptedCanceled"}])
+    c = await station(url, "FWCAN", "ocpp2.0.1", {"UpdateFirmware": lambda p: next(answers)})
+    first = await server.transfers.update_firmware("FWCAN", "https://fw.example/1.bin", AT)
+    await c.ok("FirmwareStatusNotification", {"status": "Downloading",
+                                              "requestId": first.request_id})
+    second = await server.transfers.update_firmware("FWCAN", "https://fw.example/2.bin", AT)
+    assert second.status == "AcceptedCanceled" and second.open
+    replaced = await server.store.get_transfer(first.id)
+    assert replaced is not None and replaced.status == "Canceled" and not replaced.open
+    await c.close()
