@@ -9,6 +9,7 @@ CLI's way through the HTTP relay), so it is recorded and schema-checked like any
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,7 +76,14 @@ class Transfers:
                                                self.clock.now())
         if record.request_id is not None:
             payload = {**payload, "requestId": record.request_id}
-        result = await self.channel.send(cp_id, action, payload)
+        try:
+            result = await self.channel.send(cp_id, action, payload)
+        except BaseException:
+            # Refused before it went out (a payload the schema rejects, a server that would
+            # not relay it) or given up: the record must not stay open for notifications.
+            await asyncio.shield(self.store.answer_transfer(record.id, payload, "failed", None,
+                                                            self.clock.now()))
+            raise
         response = result.response or {}
         file_name = response.get("fileName") or response.get("filename")
         record = await self.store.answer_transfer(record.id, payload, answer_status(result),

@@ -90,3 +90,14 @@ async def test_n01_a_rejected_get_log_is_closed(server: Loadstar, url) -> None:
     again = await server.store.get_transfer(record.id)
     assert again is not None and again.status == "Rejected"
     await c.close()
+
+
+async def test_n01_a_get_log_the_schema_refuses_leaves_no_open_request(server: Loadstar,
+                                                                       url) -> None:
+    c = await station(url, "LOGBAD", "ocpp2.0.1", {})
+    with pytest.raises(ValueError, match="not valid OCPP"):
+        await server.transfers.get_log("LOGBAD", "https://logs.example/up", log_type="Nonsense")
+    [record] = await server.store.list_transfers("LOGBAD")
+    assert record.answer_status == "failed" and not record.open
+    assert await sent(c, "GetLog") == []
+    await c.close()
