@@ -13,6 +13,7 @@ import structlog
 
 from csms.clock import Clock
 from csms.commands import CommandResult
+from csms.helper_versions import V201, version_for
 from csms.ocpp.station_reports import assembled
 from csms.store import Store
 from csms.typed_calls import Channel, Payload
@@ -49,6 +50,7 @@ class StationQueries:
                                  transaction_id: str | None = None) -> CommandResult:
         """GetTransactionStatus: whether messages of `transaction_id` (or of any
         transaction, when None) wait in the station's queue, and whether it is ongoing."""
+        await version_for(self.channel, cp_id, "GetTransactionStatus", V201)
         payload: Payload = {} if transaction_id is None else {"transactionId": transaction_id}
         return await self.channel.send(cp_id, "GetTransactionStatus", payload)
 
@@ -59,6 +61,7 @@ class StationQueries:
                                 timeout_s: float = 30.0) -> ProfilesReport:
         """GetChargingProfiles, then the ReportChargingProfiles parts it announced,
         assembled; `complete` is False when they did not all come within `timeout_s`."""
+        await version_for(self.channel, cp_id, "GetChargingProfiles", V201)
         criterion: Payload = {}
         for key, value in (("chargingProfilePurpose", purpose), ("stackLevel", stack_level),
                            ("chargingProfileId", profile_ids),

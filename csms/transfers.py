@@ -17,17 +17,12 @@ import structlog
 
 from csms.clock import Clock, iso
 from csms.commands import CommandResult
+from csms.helper_versions import V16, V201, version_for
 from csms.store import Store
 from csms.store.transfers import FIRMWARE, LOG, PUBLISH, TransferRecord
 from csms.typed_calls import Channel, Payload
 
 log = structlog.get_logger("csms.transfers")
-
-V16 = "1.6"
-
-
-class UnknownCharger(LookupError):
-    """No charger of that id has ever connected: its OCPP version is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +58,6 @@ class Transfers:
         self.channel = channel
         self.clock = clock
 
-    async def _version(self, cp_id: str) -> str:
-        version = await self.channel.version(cp_id)
-        if version is None:
-            raise UnknownCharger(cp_id)
-        return version
-
     async def _request(self, cp_id: str, family: str, action: str, payload: Payload,
                        with_request_id: bool) -> TransferRecord:
         """Record the request, send it with its requestId, record the answer."""
@@ -98,7 +87,7 @@ class Transfers:
                               signature: str | None = None) -> TransferRecord:
         """UpdateFirmware; a 1.6 station given a certificate and signature gets the security
         extension's SignedUpdateFirmware instead (both are then required)."""
-        version = await self._version(cp_id)
+        version = await version_for(self.channel, cp_id, "UpdateFirmware")
         signed = signing_certificate is not None or signature is not None
         if version == V16 and not signed:
             payload: Payload = {"location": location, "retrieveDate": iso(retrieve_at),
@@ -118,7 +107,7 @@ class Transfers:
     async def publish_firmware(self, cp_id: str, location: str, checksum: str, *,
                                retry: Retries = Retries()) -> TransferRecord:
         """PublishFirmware (2.0.1 L03): a Local Controller serves the file to its stations."""
-        await self._version(cp_id)
+        await version_for(self.channel, cp_id, "PublishFirmware", V201)
         return await self._request(cp_id, PUBLISH, "PublishFirmware",
                                    {"location": location, "checksum": checksum,
                                     **retry.fields()}, True)
@@ -126,7 +115,7 @@ class Transfers:
     async def unpublish_firmware(self, cp_id: str, checksum: str) -> CommandResult:
         """UnpublishFirmware (2.0.1 L04); the answer says Unpublished, NoFirmware or
         DownloadOngoing."""
-        await self._version(cp_id)
+        await version_for(self.channel, cp_id, "UnpublishFirmware", V201)
         return await self.channel.send(cp_id, "UnpublishFirmware", {"checksum": checksum})
 
     async def get_log(self, cp_id: str, location: str, *, log_type: str = "DiagnosticsLog",
@@ -135,7 +124,7 @@ class Transfers:
                       ) -> TransferRecord:
         """GetLog (2.0.1, 1.6 security extension) or, for a 1.6 station asked for its
         diagnostics without `get_log_on_16`, GetDiagnostics."""
-        version = await self._version(cp_id)
+        version = await version_for(self.channel, cp_id, "GetLog")
         if version == V16 and log_type == "DiagnosticsLog" and not get_log_on_16:
             payload: Payload = {"location": location, **retry.fields()}
             if oldest is not None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from csms.clock import Clock
+from csms.helper_versions import V201, version_for
 from csms.ocpp.errors import CallFailed
 from csms.store import Store
 
@@ -176,6 +177,7 @@ class VariableRequests:
         self.clock = clock
 
     async def _exchange(self, cp_id: str, action: str, items: list[Payload]) -> list[Payload]:
+        await version_for(self.channel, cp_id, action, V201)
         send = channel_send(self.channel, cp_id)
         try:
             limits = await message_limits(self.store, cp_id, action, self.clock.now(),

@@ -18,10 +18,11 @@ from adapters.cli.lifecycle import say
 from adapters.cli.relay_channel import RelayChannel, RelayRefused, relay_client
 from csms.clock import SystemClock, parse_iso
 from csms.config import Config
+from csms.helper_versions import UnknownCharger, WrongVersion
 from csms.station_queries import StationQueries
 from csms.store import Store
 from csms.store.transfers import FIRMWARE, LOG, PUBLISH
-from csms.transfers import Retries, Transfers, UnknownCharger
+from csms.transfers import Retries, Transfers
 from csms.variable_split import NoAnswer, VariableRequests
 
 T = TypeVar("T")
@@ -96,6 +97,9 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
         except UnknownCharger as exc:
             say(f"no charger {exc} has connected yet")
             raise typer.Exit(1) from None
+        except WrongVersion as exc:
+            say(str(exc))
+            raise typer.Exit(2) from None
         return result
 
     def stored(config: Path | None, fn: Callable[[Store], Awaitable[T]]) -> T:

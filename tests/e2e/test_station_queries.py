@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from csms.config import Config
+from csms.helper_versions import WrongVersion
 from csms.service import Loadstar
 from tests.e2e.stations import station
 
@@ -81,4 +82,19 @@ async def test_k09_no_profiles_needs_no_report_and_a_missing_part_times_out(
     partial = await asked
     assert partial.status == "Accepted" and not partial.complete
     assert [p["chargingProfile"]["id"] for p in partial.profiles] == [7]
+    await c.close()
+
+
+async def test_2_0_1_only_helpers_refuse_a_1_6_charger_before_sending(server: Loadstar,
+                                                                     url) -> None:
+    c = await station(url, "OLD16", "ocpp1.6", {})
+    with pytest.raises(WrongVersion, match="2.0.1 only"):
+        await server.station_queries.charging_profiles("OLD16", stack_level=0)
+    with pytest.raises(WrongVersion):
+        await server.station_queries.transaction_status("OLD16")
+    with pytest.raises(WrongVersion):
+        await server.variables.get("OLD16", [("OCPPCommCtrlr", "HeartbeatInterval")])
+    with pytest.raises(WrongVersion):
+        await server.transfers.publish_firmware("OLD16", "https://x/y.bin", "0" * 32)
+    assert await server.store.list_commands("OLD16", limit=10) == []
     await c.close()
