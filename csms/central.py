@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import structlog
 
@@ -31,6 +32,7 @@ from csms.domain import (
 )
 from csms.events import EventBus
 from csms.plausible import ConnectorsDeclared, declared_connectors, reported_evses
+from csms.registration import boot_answer
 from csms.store import Store
 
 log = structlog.get_logger("csms.central")
@@ -46,6 +48,13 @@ class TransactionStatusChecked:
     answer: dict[str, Any]
 
 
+class SessionCosts(Protocol):
+    """What a session costs now under its site's tariff, kept on it (csms.costs)."""
+
+    async def update(self, cp_id: str, ocpp_tx_id: str,
+                     now: datetime | None = None) -> Decimal | None: ...
+
+
 class Central:
     """Domain decisions shared by OCPP 1.6 and 2.0.1."""
 
@@ -59,6 +68,8 @@ class Central:
         self.configuring = asyncio.Semaphore(config.post_boot_concurrency)
         # Judges an ISO 15118 EV's schedule against what its transaction holds (the planner).
         self.judge_ev_schedule: Callable[[EvChargingSchedule], str | None] | None = None
+        # Set at start-up when sessions are costed (csms.costs needs the commands and sites).
+        self.costs: SessionCosts | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -83,15 +94,27 @@ class Central:
             await configuration
 
     async def boot(self, event: Booted) -> str:
-        """Record a boot; answer Accepted, or Rejected/Pending for an unknown charger."""
-        if not self.config.allow_unknown_chargers and not await self.store.is_registered(
-            event.cp_id
-        ):
-            log.warning("boot_refused_unknown_charger", status=self.config.unknown_charger_status)
-            return self.config.unknown_charger_status
-        await self.store.record_boot(event, self.now())
-        self.bus.publish(event)
-        return "Accepted"
+        """Record a boot and answer it: the operator's registration (Accepted, Pending,
+        Rejected), else Accepted or the configured status for unknown chargers."""
+        standing = await self.store.standing(event.cp_id)
+        status = boot_answer(standing.registration, self.config.allow_unknown_chargers,
+                             self.config.unknown_charger_status)
+        if status == "Accepted":
+            await self.store.record_boot(event, self.now())
+            self.bus.publish(event)
+            return status
+        # Pending: kept, so that an operator can see what asks and accept it. Rejected: kept
+        # only on a record that exists (unknown chargers leave no rows).
+        await self.store.record_refused_boot(event, status, self.now(),
+                                             create=status == "Pending")
+        log.warning("boot_not_accepted", status=status, registration=standing.registration)
+        return status
+
+    def boot_interval(self, status: str) -> int:
+        """The BootNotification answer's interval: the heartbeat interval when Accepted, else
+        when to boot again (OCPP: the minimum wait before the next BootNotification)."""
+        cfg = self.config
+        return cfg.heartbeat_interval_s if status == "Accepted" else cfg.boot_retry_interval_s
 
     async def connection_changed(self, cp_id: str, online: bool, protocol: str | None) -> None:
         """A charger connected or went away."""
@@ -185,6 +208,11 @@ class Central:
             log.info("duplicate_transaction_event", transaction_id=event.ocpp_tx_id,
                      seq_no=event.seq_no)
         return None if event.id_tag is None else await self.authorize(event.id_tag)
+
+    async def session_cost(self, cp_id: str, ocpp_tx_id: str) -> Decimal | None:
+        """The transaction's cost so far, final once it ended, and kept; None where its site
+        has no tariff."""
+        return None if self.costs is None else await self.costs.update(cp_id, ocpp_tx_id)
 
     async def status_check_due(self, cp_id: str, ocpp_tx_id: str) -> tuple[int, ...]:
         """The seqNos missing from a transaction that has ended, when the charger has not yet

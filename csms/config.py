@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import list_currencies
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from csms.clock import parse_iso
@@ -25,6 +35,11 @@ NonNegative = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Id = Annotated[str, Field(min_length=1)]
+# A price: exact decimal, written out as a string so a site spec stays JSON (the store keeps
+# sites saved through the API as JSON documents).
+Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False), PlainSerializer(str, return_type=str)]
+# A time of day, local to the site: "HH:MM" from 00:00 to 23:59.
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 LEVELS = ("debug", "info", "warning", "error", "critical")
 # The shortest default silence before a session stops being planned as charging (s).
 SILENT_AT_LEAST_S = 900.0
@@ -56,6 +71,8 @@ class OcppConfig(_Section):
     max_frame_bytes: PositiveInt = 65536
     allow_unknown_chargers: bool = True
     unknown_charger_status: Literal["Rejected", "Pending"] = "Rejected"
+    # The interval a Pending or Rejected boot is answered with: when to boot again.
+    boot_retry_interval_s: PositiveInt = 60
     authorize_all: bool = True
     # 2.0.1 master pass (C16): tokens whose group (parentIdTag) is this id may stop any
     # transaction on a station, not start one; set on each 2.0.1 station after its boot
@@ -100,6 +117,9 @@ class OcppConfig(_Section):
     auth_workers: PositiveInt = 2
     max_pending_auth: PositiveInt = 32
     max_pending_auth_per_address: PositiveInt = 8
+    # Running cost of a 2.0.1 transaction on a site with a tariff is sent as CostUpdated this
+    # often (s); 0: never (the Ended answer still carries the final totalCost).
+    cost_update_interval_s: NonNegative = 300.0
 
     @model_validator(mode="after")
     def _tls_pair(self) -> OcppConfig:
@@ -188,6 +208,64 @@ class GroupSpec(_Section):
     limits: list[LimitSpec] = Field(default_factory=list)
 
 
+def minute_of_day(hhmm: str) -> int:
+    """Minutes since midnight of an "HH:MM" time."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class TariffBand(_Section):
+    """Prices for a time of day in the site's time zone, from `start` to `end` (an `end` at
+    or before `start` runs past midnight: 22:00-06:00); unset prices are the tariff's."""
+
+    start: ClockTime
+    end: ClockTime
+    energy_price_per_kwh: Money | None = None
+    time_price_per_hour: Money | None = None
+
+    def minutes(self) -> set[int]:
+        """The minutes of the day (0..1439) the band covers."""
+        start, end = minute_of_day(self.start), minute_of_day(self.end)
+        return set(range(start, end)) if start < end else \
+            set(range(start, 24 * 60)) | set(range(0, end))
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TariffBand:
+        if self.start == self.end:
+            raise _at("end", "a band from a time to the same time is empty; leave the band out"
+                             " to price the whole day at the tariff's prices")
+        return self
+
+
+class TariffSpec(_Section):
+    """What a site's sessions cost: energy, time and a fee per session, in `currency`."""
+
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    energy_price_per_kwh: Money = Decimal(0)
+    time_price_per_hour: Money = Decimal(0)
+    session_fee: Money = Decimal(0)
+    bands: list[TariffBand] = Field(default_factory=list)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if value not in list_currencies():
+            raise ValueError(f"not an ISO 4217 currency code: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> TariffSpec:
+        # A minute priced twice would make the order of bands matter; say so instead.
+        seen: dict[int, int] = {}
+        for i, band in enumerate(self.bands):
+            for minute in band.minutes():
+                if minute in seen:
+                    raise _at(f"bands[{i}]", f"overlaps bands[{seen[minute]}] at "
+                                             f"{minute // 60:02d}:{minute % 60:02d}")
+                seen[minute] = i
+        return self
+
+
 class SiteSpec(_Section):
     id: Id
     max_power_kw: Positive
@@ -206,9 +284,20 @@ class SiteSpec(_Section):
     # node over its limit (and available again when room comes back); "alert_only" leaves them
     # open and only alerts when the site goes over.
     uncontrollable: Literal["close", "alert_only"] = "close"
+    # How per-phase A limits add currents: "arithmetic" (magnitudes: safe for any wiring) or
+    # "phasor" (as the chargers' declared phases imply: line-to-line loads add as phasors).
+    wiring: Literal["arithmetic", "phasor"] = "arithmetic"
+    # A delta-wye transformer feeding the site (wiring = "phasor"): its primary line-current
+    # limit in primary amps, and its line-to-line primary and secondary voltages.
+    transformer: Literal["delta_wye"] | None = None
+    transformer_primary_a: Positive | None = None
+    transformer_primary_v: Positive | None = None
+    transformer_secondary_v: Positive | None = None
     chargers: list[str] = Field(default_factory=list)  # ids or fnmatch patterns
     groups: list[GroupSpec] = Field(default_factory=list)
     limits: list[LimitSpec] = Field(default_factory=list)
+    # What charging here costs; None: sessions here carry no cost.
+    tariff: TariffSpec | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -218,6 +307,19 @@ class SiteSpec(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _transformer(self) -> SiteSpec:
+        """A transformer needs phasor wiring, its primary limit and both voltages."""
+        if self.transformer is None:
+            return self
+        if self.wiring != "phasor":
+            raise _at("wiring", 'must be "phasor" for a site with a transformer')
+        for key in ("transformer_primary_a", "transformer_primary_v",
+                    "transformer_secondary_v"):
+            if getattr(self, key) is None:
+                raise _at(key, "required for a site with a transformer")
+        return self
 
     @model_validator(mode="after")
     def _tree(self) -> SiteSpec:

@@ -35,12 +35,10 @@ from csms.ocpp.framing import (
 )
 from csms.ocpp.rpc import CallCorrelator
 from csms.ratelimit import TokenBucket
+from csms.registration import Standing, requested_by
 from csms.store.base import FrameRecord, Store
 
 log = structlog.get_logger("csms.connection")
-
-# What a charger may send before it is known: its boot, and a Heartbeat (harmless, no record).
-PRE_BOOT_ACTIONS = frozenset({"BootNotification", "Heartbeat"})
 
 # The frame log's direction for an answer that could not go out (the socket had closed).
 UNDELIVERED = "undelivered"
@@ -68,8 +66,12 @@ class ChargerConnection:
         self._call_lock = asyncio.Lock()
         self._tasks: asyncio.TaskGroup | None = None
         self.replaced = False
-        # Booted Accepted or registered: a charger nobody knows gets no records of its own.
-        self.known = False
+        # Where the charger stands (csms.registration): the store's word, read when needed,
+        # and our answer to a boot on this connection, which is the freshest there is.
+        self._stored: Standing | None = None
+        self._booted: str | None = None
+        # What a not-Accepted charger may send because we asked it to (a report, a trigger).
+        self._requested: set[str] = set()
         self.closed = asyncio.Event()
         self.context = HandlerContext(cp_id, central, self.send_recorded, self._after_reply)
         self._pending_after_reply: list[Callable[[], Awaitable[None]]] = []
@@ -95,7 +97,7 @@ class ChargerConnection:
             self._log_frame("out", 2, pending.unique_id, action, frame)
             try:
                 await self.ws.send(frame)
-                return await asyncio.wait_for(self._reply, timeout)
+                answer = await asyncio.wait_for(self._reply, timeout)
             except TimeoutError:
                 log.warning("call_timeout", action=action, message_id=pending.unique_id)
                 raise CallFailed("timeout", f"{action} got no answer in {timeout} s") from None
@@ -108,6 +110,10 @@ class ChargerConnection:
                 # by `run` and nobody will await it now.
                 if reply is not None and reply.done() and not reply.cancelled():
                     reply.exception()
+        expected = requested_by(action, payload, answer)
+        if expected is not None and not self.standing().accepted:
+            self._requested.add(expected)
+        return answer
 
     def _on_reply(self, reply: CallResult | CallError) -> None:
         pending = self._correlator.match(reply)
@@ -186,13 +192,34 @@ class ChargerConnection:
             self._log_frame("in", kind, frame.unique_id, None, raw)
             self._on_reply(frame)
 
+    @property
+    def boot_answer(self) -> str | None:
+        """What this connection's last BootNotification was answered (None: none came)."""
+        return self._booted
+
+    def standing(self) -> Standing:
+        """Where the charger stands as far as this connection knows (see `_may_talk`)."""
+        stored = self._stored or Standing()
+        return stored if self._booted is None else Standing(stored.registration, self._booted)
+
+    def registration_changed(self, registration: str) -> None:
+        """The operator changed the charger's registration to `registration`."""
+        if self._stored is not None:
+            self._stored = Standing(registration, self._stored.boot_status)
+
     async def _may_talk(self, action: str) -> bool:
-        """Whether this charger may send `action`: only BootNotification (and Heartbeat)
-        until it has booted Accepted or been registered, as OCPP asks of chargers."""
-        if self.known or action in PRE_BOOT_ACTIONS:
+        """Whether this charger may send `action`: only BootNotification until it has booted
+        Accepted or been registered Accepted, none while Pending or Rejected (2.0.1 B02.FR.09,
+        B03.FR.07), except what we asked it for (see csms.registration)."""
+        if self._stored is not None and self.standing().admits(action):
             return True
-        self.known = await self.store.is_known(self.cp_id)
-        return self.known
+        # Read again before refusing: a registration may have been written by another process
+        # (`loadstar add-charger` writes the store directly).
+        self._stored = await self.store.standing(self.cp_id)
+        standing = self.standing()
+        if standing.accepted:
+            self._requested.clear()
+        return standing.admits(action) or (standing.refused and action in self._requested)
 
     async def _handle_call(self, call: Call) -> None:
         handler = self.adapter.HANDLERS.get(call.action)
@@ -213,6 +240,9 @@ class ChargerConnection:
                     return
                 log.warning("schema_violation_relaxed", error=exc.description)
             if not await self._may_talk(call.action):
+                standing = self.standing()
+                log.warning("message_from_charger_not_accepted",
+                            registration=standing.registration, boot_status=standing.boot_status)
                 await self._answer_error(call.unique_id, OcppError(
                     "SecurityError", f"{call.action} before an accepted BootNotification"),
                     call.action)
@@ -248,8 +278,12 @@ class ChargerConnection:
             except Exception:  # the edge of the connection: an answer is still owed
                 await self._internal_error(call.unique_id, call.action)
                 return
-            if call.action == "BootNotification" and answer.get("status") == "Accepted":
-                self.known = True
+            if call.action == "BootNotification":
+                self._booted = answer.get("status")
+                if self._booted == "Accepted" and self._stored is None:
+                    # Accepted means no refusing registration: nothing to read before its
+                    # next message (an operator's change since reaches `_stored` directly).
+                    self._stored = Standing()
             await self._send_text(result_frame(call.unique_id, answer), CALLRESULT,
                                   call.unique_id, call.action)
         jobs, self._pending_after_reply = self._pending_after_reply, []

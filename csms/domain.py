@@ -99,6 +99,7 @@ class TransactionEvent201:
     charging_state: str | None = None
     stopped_reason: str | None = None
     samples: tuple[Sample, ...] = ()
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

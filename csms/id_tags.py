@@ -46,6 +46,8 @@ class IdTags:
         self._clock = clock
         self._replan = replan or (lambda trigger: None)
         self._priorities: dict[str, int] = {}
+        # Called after any tag is created, changed or deleted (local lists follow the tags).
+        self.on_change: list[Callable[[], None]] = []
 
     async def load(self) -> None:
         """Read every tag's priority (once, at start; changes here keep it current)."""
@@ -113,6 +115,8 @@ class IdTags:
 
     def _remember(self, old: IdTagRecord | None, new: IdTagRecord | None) -> None:
         """Keep the in-memory priorities; re-plan when a running session's may have changed."""
+        for listener in self.on_change:
+            listener()
         before = None if old is None else (old.value, old.priority)
         after = None if new is None else (new.value, new.priority)
         if before == after:

@@ -206,8 +206,8 @@ class Relay:
         if send:
             check_call(version, call)
         conn = self.registry.get(cp_id) if send else None
-        if conn is not None and not conn.known:
-            conn = None  # connected, but not yet accepted: nothing may be sent to it yet
+        if conn is not None and not conn.standing().reachable:
+            conn = None  # connected, but neither accepted nor pending: nothing may go yet
         if send and conn is None and not queue:
             raise ChargerOffline(cp_id)
         status = "logged" if not send else ("sending" if conn is not None else "queued")

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import ssl
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -19,12 +20,16 @@ from csms.central import Central
 from csms.clock import Clock, SystemClock
 from csms.commands import Commands
 from csms.config import Config, problems
+from csms.costs import Costs
 from csms.delivery import Delivery
 from csms.events import EventBus
 from csms.id_tags import IdTags
+from csms.local_lists import LocalLists
 from csms.networks import SITE_OVERRIDE
 from csms.planner import Planner
+from csms.registrar import Registrar
 from csms.relay import Relay
+from csms.reservations import Reservations
 from csms.secrets import SecretBox, key_path_for
 from csms.server import OcppServer, Registry
 from csms.sites import SiteDirectory
@@ -83,6 +88,7 @@ class Loadstar:
         self.registry = Registry()
         self.api_keys = ApiKeys(self.store)
         self.commands = Commands(self.store, self.registry, self.clock)
+        self.registrar = Registrar(self.store, self.registry, self.commands)
         self.server = OcppServer(config.ocpp, self.central, self.store, self.clock,
                                  self.registry, self.commands.record)
         self.sites = SiteDirectory.from_config(config)
@@ -105,6 +111,20 @@ class Loadstar:
         self.relay = Relay(self.store, self.registry, self.commands, self.clock,
                            config.ocpp.call_timeout_s)
         self.bus.listen(self.relay.on_event)
+        # What sessions cost under their site's tariff; running costs go out as CostUpdated.
+        self.costs = Costs(self.store, self.commands, self.clock, self.directory,
+                           config.ocpp.cost_update_interval_s)
+        self.central.costs = self.costs
+        self.bus.listen(self.costs.on_event)
+        # Typed helpers: local authorization lists kept in step with the id tags, reservations.
+        channel = CommandsChannel(self.commands, self.store)
+        self.local_lists = LocalLists(self.store, channel, self.clock,
+                                      config.ocpp.post_boot_concurrency, self.online_chargers,
+                                      self.after_reply)
+        self.id_tags.on_change.append(self.local_lists.tags_changed)
+        self.bus.listen(self.local_lists.on_event)
+        self.reservations = Reservations(self.store, channel, self.clock)
+        self.bus.listen(self.reservations.on_event)
         self.webhooks = Webhooks(self.store, self.clock, SecretBox(key_path_for(config.store.path)),
                                  self.optimizations.of_plan)
         self.webhooks.on_webhook_gone = self.api_sessions.webhook_gone
@@ -131,6 +151,19 @@ class Loadstar:
     def directory(self) -> SiteDirectory:
         """The sites as they are now (the planner's copy follows changes made through the API)."""
         return self.planner.directory if self.planner is not None else self.sites
+
+    def online_chargers(self) -> list[str]:
+        """Chargers connected and accepted now."""
+        return [conn.cp_id for conn in self.registry.all() if conn.known]
+
+    def after_reply(self, cp_id: str, job: Callable[[], Awaitable[None]]) -> bool:
+        """Run `job` on `cp_id`'s connection once the answer under way is sent (see
+        csms.typed_calls.AfterReply); False when it is not connected."""
+        conn = self.registry.get(cp_id)
+        if conn is None:
+            return False
+        conn.context.after_reply(job)
+        return True
 
     def replan_all(self, trigger: str) -> None:
         """Re-plan every site: a catalog change (a tag's priority, a vehicle's need, a preset)
@@ -211,12 +244,16 @@ class Loadstar:
             task.cancel()
             # Waited for, not awaited: a failure of its own was reported when it ended.
             await asyncio.wait([task])
+        await self.costs.stop()
         # Closing the sockets ends the calls under way; their endings are recorded before the
         # store closes.
         await self.server.stop()
+        await self.registrar.drain()
         if self.planner is not None:
             await self.planner.stop()
         await self.relay.stop()
+        await self.local_lists.stop()
+        await self.reservations.idle()
         await self.alerts.stop()
         await self.webhook_delivery.stop()
         await self.commands.drain()
@@ -235,6 +272,7 @@ class Loadstar:
             await asyncio.sleep(self._housekeeping_interval_s)
             try:
                 await self.store.flush()
+                await self.reservations.expire()
                 if loop.time() >= next_prune:
                     await self.prune()
                     next_prune = loop.time() + PRUNE_INTERVAL_S

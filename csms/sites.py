@@ -131,6 +131,10 @@ class SiteDirectory:
             buffer=s.buffer, timezone=s.timezone, objective=s.objective,
             min_power_kw=s.min_power_kw, power_step_kw=s.power_step_kw,
             fallback_power_kw=s.fallback_power_kw, floors=s.floors, lend_after_s=s.lend_after_s,
+            wiring=s.wiring, transformer=s.transformer,
+            transformer_primary_a=s.transformer_primary_a,
+            transformer_primary_v=s.transformer_primary_v,
+            transformer_secondary_v=s.transformer_secondary_v,
         )
 
     def groups(self, site_id: str) -> tuple[Group, ...]:

@@ -17,6 +17,8 @@ from loadmgmt.units import CurrentType, amps_to_w, is_ac, pcf
 
 Objective = Literal["load_sharing", "fleet", "off"]
 FloorsPolicy = Literal["fit", "zero"]
+Wiring = Literal["arithmetic", "phasor"]
+Transformer = Literal["delta_wye"]
 SolverStatus = Literal["optimal", "feasible", "greedy"]
 
 PHASES: tuple[int, int, int] = (1, 2, 3)
@@ -55,6 +57,28 @@ class Site:
     # session is capped near its measured draw (at once when it fell from its limit).
     lend_after_s: float = 120.0
     lend_margin_kw: float = 1.0
+    # How per-phase limits count currents: "arithmetic" adds magnitudes (safe for any wiring,
+    # the default), "phasor" adds them as the declared wiring implies (loadmgmt.phasors).
+    wiring: Wiring = "arithmetic"
+    # A delta-wye transformer feeding the site (phasor wiring only): its primary line-current
+    # limit (A, in primary amps) and both line-to-line nameplate voltages.
+    transformer: Transformer | None = None
+    transformer_primary_a: float | None = None
+    transformer_primary_v: float | None = None
+    transformer_secondary_v: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.wiring not in ("arithmetic", "phasor"):
+            raise ValueError(f"{self.id}: wiring must be arithmetic or phasor")
+        if self.transformer is None:
+            return
+        if self.transformer != "delta_wye" or self.wiring != "phasor":
+            raise ValueError(f"{self.id}: a transformer needs wiring phasor (delta_wye)")
+        needed = (self.transformer_primary_a, self.transformer_primary_v,
+                  self.transformer_secondary_v)
+        if any(v is None or v <= 0 for v in needed):
+            raise ValueError(f"{self.id}: a transformer needs its primary limit (A) and "
+                             "primary and secondary voltages (V)")
 
     @property
     def step_w(self) -> float:

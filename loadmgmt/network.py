@@ -6,6 +6,10 @@ coefficient per watt (1 for kW rows, amperes per watt for phase rows), so all li
 in the connectors' powers. `progressive_fill` computes the weighted max-min fair point of that
 polytope exactly (event-driven water filling), which is what the allocator needs for load
 sharing; CP-SAT is kept for the combinatorial parts (see `loadmgmt.allocator`).
+
+A site with `wiring = "phasor"` gets, instead of one arithmetic row per node and phase, the
+phasor rows of `loadmgmt.phasors` (a few chords per line, and its transformer's primary lines):
+their coefficients are never negative either, so everything below holds for both.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ from loadmgmt.model import (
     round_down,
     round_up,
 )
+from loadmgmt.phasors import (
+    connector_phasors,
+    facet_rows,
+    lag,
+    primary_phasors,
+    transformer_ratio,
+)
 
 INF = math.inf
 # Relative slack kept below every limit so float noise can never put us over it.
@@ -33,11 +44,14 @@ _EPS_ABS = 1e-6
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One linear constraint: sum(coef * consumption_w) <= limit, for `node` and `kind`."""
+    """One linear constraint: sum(coef * consumption_w) <= scale * limit, for `node`, `kind`."""
 
     node: str
-    kind: str  # "kW" or "L1" / "L2" / "L3"
-    members: tuple[tuple[int, float], ...]  # (connector index, coefficient per W)
+    # "kW", "L1" / "L2" / "L3"; phasor sites: "L1@+7.5" (a chord's normal, degrees) and the
+    # transformer's primary lines "P12" / "P23" / "P31" (limit: the primary amps)
+    kind: str
+    members: tuple[tuple[int, float], ...]  # (connector index, coefficient per W, > 0)
+    scale: float = 1.0  # the fraction of the node's limit this row may use (a chord's)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class Network:
     col_rows: tuple[tuple[tuple[int, float], ...], ...]  # per connector: (row, coef)
     node_static: Mapping[str, NodeLimit]
     node_of_rows: Mapping[str, tuple[int, ...]]
+    node_members: Mapping[str, tuple[int, ...]]  # connectors under each node
 
     def row_limits(
         self, limits: Mapping[str, NodeLimit], *, buffer: float | None = None
@@ -65,10 +80,13 @@ class Network:
                 vals = [static.power_kw, dyn.power_kw if dyn else None]
                 lim = min((v for v in vals if v is not None), default=None)
                 out.append(INF if lim is None else max(0.0, lim * 1000.0 * keep))
+            elif row.kind.startswith("P"):  # a transformer's primary: its own static limit
+                lim = self.site.transformer_primary_a
+                out.append(INF if lim is None else max(0.0, lim * keep * row.scale))
             else:
                 vals = [static.current_a, dyn.current_a if dyn else None]
                 lim = min((v for v in vals if v is not None), default=None)
-                out.append(INF if lim is None else max(0.0, lim * keep))
+                out.append(INF if lim is None else max(0.0, lim * keep * row.scale))
         return out
 
     def loads(self, consumption_w: Sequence[float]) -> list[float]:
@@ -127,6 +145,8 @@ def build_network(snapshot: Snapshot) -> Network:
     if len(index) != len(conns):
         raise ValueError("duplicate connector ids")
     members: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    # Phasor sites: per node and line, the terms the line's chord rows are made of.
+    line_terms: dict[tuple[str, str], list[tuple[int, complex, float]]] = {}
     order: list[tuple[str, str]] = []
     parents: dict[str, str | None] = {site.id: None}
     for g in snapshot.groups:
@@ -134,19 +154,25 @@ def build_network(snapshot: Snapshot) -> Network:
     cps = {cp.id: cp for cp in snapshot.charge_points}
     cache: dict[str, list[str]] = {}
     # Thousands of connectors share a handful of electrical shapes: one row-term list each.
-    shapes: dict[tuple[object, ...], list[tuple[str, float]]] = {}
+    shapes: dict[tuple[object, ...], _Shape] = {}
     volts = site.grid_voltage_v
+    phasor = site.wiring == "phasor"
+    ratio = None
+    if site.transformer is not None:
+        assert site.transformer_primary_v and site.transformer_secondary_v
+        ratio = transformer_ratio(site.transformer_primary_v, site.transformer_secondary_v)
+    node_members: dict[str, list[int]] = {}
     for i, c in enumerate(conns):
         shape = (c.current_type, c.phases, c.voltage_v, c.power_factor)
-        terms = shapes.get(shape)
-        if terms is None:
-            per = c.amps_per_w(volts)
-            terms = [("kW", 1.0)] + [(f"L{p}", a) for p, a in sorted(per.items())]
-            shapes[shape] = terms
+        found = shapes.get(shape)
+        if found is None:
+            found = shapes[shape] = _shape(c, volts, phasor, ratio)
+        terms, lines, primary, lag_rad = found
         on_cp = c.charge_point_id in cps
         up = _chain(cps[c.charge_point_id].parent_id if on_cp else c.parent_id,
                     parents, site.id, cache)
         for node in ([c.charge_point_id, *up] if on_cp else up):
+            node_members.setdefault(node, []).append(i)
             for kind, coef in terms:
                 key = (node, kind)
                 bucket = members.get(key)
@@ -154,21 +180,42 @@ def build_network(snapshot: Snapshot) -> Network:
                     bucket = members[key] = []
                     order.append(key)
                 bucket.append((i, coef))
+            for kind, z in (*lines, *(primary if node == site.id else ())):
+                key = (node, kind)
+                terms_ = line_terms.get(key)
+                if terms_ is None:
+                    terms_ = line_terms[key] = []
+                    order.append(key)
+                terms_.append((i, z, lag_rad))
     rows: list[Row] = []
     col_rows: list[list[tuple[int, float]]] = [[] for _ in conns]
     node_rows: dict[str, list[int]] = {}
+
+    def add(row: Row) -> None:
+        k = len(rows)
+        rows.append(row)
+        node_rows.setdefault(row.node, []).append(k)
+        for i, coef in row.members:
+            col_rows[i].append((k, coef))
+
     for key in order:
         node, kind = key
         lim = static[node]
-        # Rows without any possible limit are dropped unless a dynamic limit may target them.
-        dynamic = node in snapshot.limits or node in snapshot.slot_limits
-        if not dynamic and (lim.power_kw if kind == "kW" else lim.current_a) is None:
+        if kind.startswith("P"):  # a transformer's primary always has its limit
+            possible = True
+        else:
+            # Rows without any possible limit are dropped unless a dynamic limit may target
+            # them.
+            dynamic = node in snapshot.limits or node in snapshot.slot_limits
+            possible = dynamic or (lim.power_kw if kind == "kW" else lim.current_a) is not None
+        if not possible:
             continue  # no limit can ever bind here
-        k = len(rows)
-        rows.append(Row(node, kind, tuple(members[key])))
-        node_rows.setdefault(node, []).append(k)
-        for i, coef in members[key]:
-            col_rows[i].append((k, coef))
+        if key not in line_terms:
+            add(Row(node, kind, tuple(members[key])))
+            continue
+        for facet, row_members in facet_rows(line_terms[key]):
+            label = kind if facet.angle is None else f"{kind}@{math.degrees(facet.angle):+.1f}"
+            add(Row(node, label, row_members, facet.scale))
     return Network(
         site=site,
         connectors=conns,
@@ -177,7 +224,25 @@ def build_network(snapshot: Snapshot) -> Network:
         col_rows=tuple(tuple(r) for r in col_rows),
         node_static=static,
         node_of_rows={n: tuple(ks) for n, ks in node_rows.items()},
+        node_members={n: tuple(ms) for n, ms in node_members.items()},
     )
+
+
+# A connector shape's rows: arithmetic (kind, coefficient) terms, phasor line terms, the
+# transformer primary's line terms, and how far its current may lag.
+_Shape = tuple[list[tuple[str, float]], list[tuple[str, complex]], list[tuple[str, complex]],
+               float]
+
+
+def _shape(c: Connector, volts: float, phasor: bool, ratio: float | None) -> _Shape:
+    """The row terms of one electrical shape of connector (see `_Shape`)."""
+    if not phasor:
+        per = c.amps_per_w(volts)
+        return [("kW", 1.0)] + [(f"L{p}", a) for p, a in sorted(per.items())], [], [], 0.0
+    by_phase = connector_phasors(c, volts)
+    lines = [(f"L{p}", z) for p, z in sorted(by_phase.items())]
+    primary = [] if ratio is None else sorted(primary_phasors(by_phase, ratio).items())
+    return [("kW", 1.0)], lines, primary, lag(c)
 
 
 def progressive_fill(

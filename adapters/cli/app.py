@@ -17,12 +17,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli import authlist, station_ops
 from adapters.cli import simulate as simulation
-from adapters.cli import station_ops
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
@@ -38,6 +39,9 @@ app = typer.Typer(help="Loadstar: OCPP 1.6J / 2.0.1 CSMS with load management.",
                   no_args_is_help=True, add_completion=False)
 keys = typer.Typer(help="API keys of the HTTP side (stored hashed).", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+charger = typer.Typer(help="A charger's registration: accept, pending, reject (through the "
+                      "running server's HTTP API).", no_args_is_help=True)
+app.add_typer(charger, name="charger")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
@@ -228,6 +232,63 @@ def add_charger(cp_id: str, config: ConfigOpt = None, password: Annotated[str | 
     typer.echo(f"registered {cp_id}" + (" with a password" if password else ""))
 
 
+UrlOpt = Annotated[str | None, typer.Option(
+    "--url", help="the running server's HTTP API (default: from the config's [http])")]
+KeyOpt = Annotated[str | None, typer.Option(
+    "--api-key", envvar="LOADSTAR_API_KEY", help="an API key with the write scope")]
+
+
+def _register(cp_id: str, status: str, config: Path | None, url: str | None,
+              api_key: str | None, as_json: bool) -> None:
+    """Set `cp_id`'s registration through the running server, which applies it to the live
+    charger at once (the store alone cannot: a connected charger is asked to boot again)."""
+    cfg = _config(config)
+    if url is None:
+        host = "127.0.0.1" if cfg.http.host in ("0.0.0.0", "::") else cfg.http.host
+        url = f"http://{host}:{cfg.http.port}"
+    if not api_key:
+        say("an API key is needed: --api-key or LOADSTAR_API_KEY (loadstar keys create)")
+        raise typer.Exit(2)
+    try:
+        r = httpx.put(f"{url.rstrip('/')}/v2/charge_point_registrations/{cp_id}",
+                      json={"status": status}, timeout=30,
+                      headers={"Authorization": f"Bearer {api_key}"})
+    except httpx.HTTPError as e:
+        say(f"cannot reach the server at {url}: {e}")
+        raise typer.Exit(1) from None
+    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code != 200:
+        say(f"refused ({r.status_code}): {body.get('data') or body.get('message') or r.text}")
+        raise typer.Exit(1)
+    [found] = body["data"]
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    asked = " (asked to boot again)" if found["bootNotificationRequested"] else ""
+    typer.echo(f"{cp_id}: {status}{asked}")
+
+
+@charger.command("accept")
+def charger_accept(cp_id: str, config: ConfigOpt = None, url: UrlOpt = None,
+                   api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Register a charger Accepted: its next boot is accepted (a connected one is asked)."""
+    _register(cp_id, "Accepted", config, url, api_key, as_json)
+
+
+@charger.command("pending")
+def charger_pending(cp_id: str, config: ConfigOpt = None, url: UrlOpt = None,
+                    api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Register a charger Pending: it may be configured, it sends nothing but its boot."""
+    _register(cp_id, "Pending", config, url, api_key, as_json)
+
+
+@charger.command("reject")
+def charger_reject(cp_id: str, config: ConfigOpt = None, url: UrlOpt = None,
+                   api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Register a charger Rejected: everything but its boot gets SecurityError."""
+    _register(cp_id, "Rejected", config, url, api_key, as_json)
+
+
 @app.command()
 def simulate(
     url: Annotated[str, typer.Option(help="CSMS websocket base URL", callback=simulation.ws_url)
@@ -297,6 +358,10 @@ def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
         say(f"no live key {key_id}")
         raise typer.Exit(1)
     typer.echo(f"revoked key {key_id}")
+
+
+# Reservations and local lists: typed helpers whose CALLs go through the server's relay.
+authlist.register(app, _config, _with_store)
 
 
 # Firmware, logs, variables and station queries: typed helpers whose CALLs go through the

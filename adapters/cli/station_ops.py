@@ -1,6 +1,6 @@
 """`loadstar firmware ...`, `logs ...`, `variables ...`, `transaction-status` and
 `charging-profiles`: the typed helpers run here against the store, their CALLs go through the
-running server's HTTP relay (as `reserve` and `local-list` do on wip-authlist)."""
+running server's HTTP relay (as `reserve` and `local-list` do)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from adapters.cli.authlist import run_with_relay
 from adapters.cli.lifecycle import say
-from adapters.cli.relay_channel import RelayChannel, RelayRefused, relay_client
+from adapters.cli.relay_channel import RelayChannel
 from csms.clock import SystemClock, parse_iso
 from csms.config import Config
 from csms.helper_versions import UnknownCharger, WrongVersion
@@ -77,21 +78,11 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
 
     def relayed(config: Path | None, url: str | None, api_key: str | None,
                 fn: Callable[[Store, RelayChannel], Awaitable[T]]) -> T:
-        """Run `fn` with the store and a channel through the server's relay; exit 1 when
-        the server refuses or the charger is unknown, 2 without an API key."""
-        cfg = config_of(config)
-        if not api_key:
-            say("an API key with the write scope is needed: --api-key or LOADSTAR_API_KEY")
-            raise typer.Exit(2)
-        base = url or f"http://{cfg.http.host}:{cfg.http.port}"
-
-        async def main(store: Store) -> T:
-            async with relay_client(base, api_key) as client:
-                return await fn(store, RelayChannel(client, store))
-
+        """`run_with_relay` (exit 1 when the server refuses, 2 without an API key), also
+        exit 1 when the charger never connected or did not answer, 2 for the wrong version."""
         try:
-            result: T = asyncio.run(with_store(cfg, main))
-        except (RelayRefused, NoAnswer) as exc:
+            return run_with_relay(config_of(config), url, api_key, fn, with_store)
+        except NoAnswer as exc:
             say(str(exc))
             raise typer.Exit(1) from None
         except UnknownCharger as exc:
@@ -100,7 +91,6 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
         except WrongVersion as exc:
             say(str(exc))
             raise typer.Exit(2) from None
-        return result
 
     def stored(config: Path | None, fn: Callable[[Store], Awaitable[T]]) -> T:
         result: T = asyncio.run(with_store(config_of(config), fn))

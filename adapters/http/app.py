@@ -31,6 +31,7 @@ from adapters.http.views import (
     ocpp_messages,
     optimizations,
     profiles,
+    registrations,
     vehicles,
 )
 from csms.service import Loadstar
@@ -100,6 +101,6 @@ def create_app(service: Loadstar) -> FastAPI:
     app.include_router(system)
     for view in (networks, capacities, dr_events, charge_points, connectors, id_tags, vehicles,
                  configurations, charging_sessions, meter_values, optimizations, profiles,
-                 ocpp_messages, alerts):
+                 ocpp_messages, alerts, registrations):
         app.include_router(view.router)
     return app

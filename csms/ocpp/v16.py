@@ -64,7 +64,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     if fingerprint is not None:
         ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"status": status, "currentTime": iso(ctx.central.now()),
-            "interval": ctx.central.config.heartbeat_interval_s}
+            "interval": ctx.central.boot_interval(status)}
 
 
 async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
@@ -101,6 +101,8 @@ async def stop_transaction(ctx: HandlerContext, p: Payload) -> Payload:
         meter_stop_wh=float(p["meterStop"]), reason=p.get("reason") or "Local",
         id_tag=p.get("idTag"), samples=samples_v16(p.get("transactionData") or []),
     ))
+    # 1.6 has no field to tell the cost: it is kept on the session (the REST views show it).
+    await ctx.central.session_cost(ctx.cp_id, str(p["transactionId"]))
     return {} if info is None else {"idTagInfo": _id_tag_info(info)}
 
 

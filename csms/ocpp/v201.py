@@ -17,12 +17,12 @@ from csms.domain import (
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
+from csms.ocpp.reservation_status import reservation_status_update
 from csms.ocpp.samples import samples_v201
 from csms.ocpp.station_reports import (
     add_report_part,
     get_15118_ev_certificate,
     get_certificate_status,
-    record,
     report_part,
     security_event,
     sign_certificate,
@@ -69,7 +69,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     if fingerprint is not None:
         ctx.after_reply(lambda: ctx.central.paced(configure(ctx, fingerprint)))
     return {"currentTime": iso(ctx.central.now()),
-            "interval": ctx.central.config.heartbeat_interval_s, "status": status}
+            "interval": ctx.central.boot_interval(status), "status": status}
 
 
 async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
@@ -100,11 +100,18 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
         evse_connector_id=evse.get("connectorId"), id_tag=token or None,
         offline=bool(p.get("offline", False)), charging_state=tx.get("chargingState"),
         stopped_reason=tx.get("stoppedReason"), samples=samples_v201(p.get("meterValue") or []),
+        reservation_id=p.get("reservationId"),
     ))
     if p["eventType"] == "Ended" and await ctx.central.status_check_due(
             ctx.cp_id, tx["transactionId"]):
         ctx.after_reply(lambda: check_transaction_status(ctx, tx["transactionId"]))
-    return {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    answer: Payload = {} if info is None else {"idTokenInfo": _id_token_info(info)}
+    # I03: the final cost in the Ended answer; I02.FR.01: the running cost in Updated ones.
+    if p["eventType"] != "Started":
+        total = await ctx.central.session_cost(ctx.cp_id, tx["transactionId"])
+        if total is not None:
+            answer["totalCost"] = float(total)
+    return answer
 
 
 async def check_transaction_status(ctx: HandlerContext, transaction_id: str) -> None:
@@ -198,7 +205,7 @@ HANDLERS: dict[str, Handler] = {
     "NotifyCustomerInformation": report_part("NotifyCustomerInformation"),
     "NotifyDisplayMessages": report_part("NotifyDisplayMessages"),
     "PublishFirmwareStatusNotification": PUBLISH_FIRMWARE_STATUS,
-    "ReservationStatusUpdate": record("ReservationStatusUpdate"),
+    "ReservationStatusUpdate": reservation_status_update,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from csms.domain import (
@@ -17,7 +18,9 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
+from csms.registration import Standing
 from csms.sites import ChargerFacts, SiteDirectory
+from csms.store.authlist import LocalListRecord, ReservationRecord
 from csms.store.catalog import (
     ConfigurationRecord,
     IdTagQuery,
@@ -50,6 +53,8 @@ class ChargePointRecord:
     registered: bool
     capabilities: dict[str, Any] = field(default_factory=dict)
     connectors: tuple[ConnectorRecord, ...] = ()
+    registration: str | None = None  # the operator's: Accepted, Pending, Rejected or none
+    boot_status: str | None = None  # what its last BootNotification was answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,16 @@ class SessionRecord:
     energy_kwh: float
     stop_reason: str | None
     meter_value_count: int
+    cost: StoredCost | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCost:
+    """A session's cost as kept: final once the session ended and its cost was settled."""
+
+    total: Decimal
+    currency: str
+    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +179,7 @@ class ApiSessionRecord:
     remote_stop: bool | None = None
     start_soc: float | None = None
     updated_at: datetime | None = None
+    cost: StoredCost | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,8 +457,11 @@ class Store(Protocol):
     async def abandon_pending_commands(self, now: datetime) -> int: ...
     async def register_charge_point(self, cp_id: str, password_hash: str | None = None) -> None: ...
     async def get_password_hash(self, cp_id: str) -> str | None: ...
-    async def is_registered(self, cp_id: str) -> bool: ...
     async def is_known(self, cp_id: str) -> bool: ...
+    async def set_registration(self, cp_id: str, status: str) -> None: ...
+    async def standing(self, cp_id: str) -> Standing: ...
+    async def record_refused_boot(self, event: Booted, status: str, now: datetime,
+                                  create: bool) -> None: ...
     async def get_charge_point(self, cp_id: str) -> ChargePointRecord | None: ...
     async def list_charge_points(self) -> list[ChargePointRecord]: ...
     chargers_changed: int
@@ -477,6 +496,26 @@ class Store(Protocol):
     async def list_transfers(self, cp_id: str, family: str | None = None,
                              limit: int = 20) -> list[TransferRecord]: ...
 
+    # Local authorization lists and reservations (csms.store.sqlite_authlist)
+    async def local_list(self, cp_id: str) -> LocalListRecord | None: ...
+    async def save_local_list(self, cp_id: str, version: int,
+                              entries: dict[str, dict[str, Any]], out_of_date: bool,
+                              now: datetime) -> None: ...
+    async def mark_local_lists_out_of_date(self, now: datetime) -> None: ...
+    async def all_id_tags(self) -> dict[str, dict[str, Any]]: ...
+    async def add_reservation(self, cp_id: str, connector_id: int | None, id_tag: str,
+                              parent_id_tag: str | None, expiry: datetime,
+                              now: datetime) -> ReservationRecord: ...
+    async def set_reservation_status(self, reservation_id: int, status: str, now: datetime, *,
+                                     cp_id: str | None = None,
+                                     charger_status: str | None = None,
+                                     transaction_id: str | None = None,
+                                     only_open: bool = False) -> ReservationRecord | None: ...
+    async def expire_reservations(self, now: datetime) -> int: ...
+    async def get_reservation(self, reservation_id: int) -> ReservationRecord | None: ...
+    async def list_reservations(self, cp_id: str | None = None,
+                                open_only: bool = False) -> list[ReservationRecord]: ...
+
     # Authorization
     async def get_id_tag(self, id_tag: str) -> IdTagInfo | None: ...
     async def put_id_tag(self, id_tag: str, status: str, expiry: datetime | None = None,
@@ -493,6 +532,11 @@ class Store(Protocol):
     async def list_sessions(self, active_only: bool = False) -> list[SessionRecord]: ...
     async def get_session(self, cp_id: str, ocpp_tx_id: str) -> SessionRecord | None: ...
     async def count_meter_values(self, cp_id: str | None = None) -> int: ...
+    # Session costs (sqlite_costs)
+    async def energy_readings(self, session_id: int) -> list[tuple[datetime, float]]: ...
+    async def variable_reports(self, cp_id: str, component: str) -> list[dict[str, Any]]: ...
+    async def save_session_cost(self, session_id: int, total: Decimal, currency: str,
+                                final: bool) -> StoredCost | None: ...
 
     # Load management
     async def record_plan(self, site_id: str, ts: datetime, trigger: str,

@@ -542,7 +542,60 @@ MIGRATIONS.append(
 )
 
 MIGRATIONS.append(
-    # Firmware updates, firmware publications and log uploads asked of a station: one row per
+    # 17: what a session costs under its site's tariff (csms.tariffs): the total as exact
+    # decimal text in `cost_currency`; `cost_final` once the session ended and its cost was
+    # settled (what the charger was told in the Ended answer, never recomputed after).
+    """
+    ALTER TABLE sessions ADD COLUMN total_cost TEXT;
+    ALTER TABLE sessions ADD COLUMN cost_currency TEXT;
+    ALTER TABLE sessions ADD COLUMN cost_final INTEGER NOT NULL DEFAULT 0;
+    """
+)
+
+MIGRATIONS.append(
+    # 18: what each charger's local authorization list holds as far as we know (the version
+    # last accepted and its entries, so a sync can send only the difference), and
+    # reservations (ReserveNow) with the charger's answer and what became of them.
+    """
+    CREATE TABLE local_lists (
+        cp_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        entries TEXT NOT NULL,
+        out_of_date INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cp_id TEXT NOT NULL,
+        connector_id INTEGER,
+        id_tag TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expiry TEXT NOT NULL,
+        status TEXT NOT NULL,
+        charger_status TEXT,
+        transaction_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX reservations_cp ON reservations (cp_id, status);
+    """
+)
+
+MIGRATIONS.append(
+    # 19: registration states (Accepted, Pending, Rejected). `registration` is the operator's
+    # word (NULL: none given, the config decides), `boot_status` what we answered the
+    # charger's last BootNotification (NULL: it never booted on this record). A charger
+    # registered before this kept being Accepted; one that booted was answered Accepted.
+    """
+    ALTER TABLE charge_points ADD COLUMN registration TEXT;
+    ALTER TABLE charge_points ADD COLUMN boot_status TEXT;
+    UPDATE charge_points SET registration = 'Accepted' WHERE registered = 1;
+    UPDATE charge_points SET boot_status = 'Accepted' WHERE booted_at IS NOT NULL;
+    """
+)
+
+MIGRATIONS.append(
+    # 20: firmware updates, firmware publications and log uploads asked of a station: one row per
     # request, its answer and the status its notifications report (matched by requestId, or
     # for 1.6 FirmwareStatusNotification / DiagnosticsStatusNotification, which carry none,
     # the charger's latest open request of that family). The device model also keeps a

@@ -17,10 +17,12 @@ from csms.store.base import FrameRecord, StoreHealth
 from csms.store.migrations import MIGRATIONS
 from csms.store.sqlite_alerts import AlertsMixin
 from csms.store.sqlite_api_sessions import ApiSessionsMixin
+from csms.store.sqlite_authlist import AuthListMixin
 from csms.store.sqlite_base import Db, SqliteBase, _ts
 from csms.store.sqlite_catalog import CatalogMixin
 from csms.store.sqlite_chargers import ChargePointsMixin
 from csms.store.sqlite_commands import CommandsMixin
+from csms.store.sqlite_costs import CostsMixin
 from csms.store.sqlite_inventory import InventoryMixin
 from csms.store.sqlite_keys import KeysMixin
 from csms.store.sqlite_load import LoadMixin
@@ -89,9 +91,10 @@ class FrameLog:
         self._buffer[:0] = frames[: max(0, FRAME_BUFFER_MAX - len(self._buffer))]
 
 
-class SqliteStore(ChargePointsMixin, SessionsMixin, LoadMixin, CommandsMixin, KeysMixin,
+class SqliteStore(ChargePointsMixin, SessionsMixin, CostsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  NetworksMixin, AlertsMixin, ReportsMixin, TransfersMixin, SqliteBase):
+                  NetworksMixin, AlertsMixin, ReportsMixin, AuthListMixin, TransfersMixin,
+                  SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:

@@ -11,7 +11,7 @@ import aiosqlite
 
 from csms.clock import parse_iso
 from csms.store.base import AlertQuery, AlertRecord
-from csms.store.sqlite_base import Db, SqliteBase, _dt, _ts, _writes
+from csms.store.sqlite_base import TOTAL_ROWS, Db, SqliteBase, _dt, _ts, _writes
 
 COLUMNS = ("uuid", "key", "site_id", "node_id", "cp_id", "connector_id", "name", "category",
            "urgency", "status", "description", "details", "notes", "start", "end", "updated_at")
@@ -90,12 +90,11 @@ class AlertsMixin(SqliteBase):
         clause = " AND ".join(where)
         order = [f"{SORT_COLUMNS[f]} {'DESC' if d == 'desc' else 'ASC'}" for f, d in query.sort]
         order = order or ["start DESC"]
-        row = await self._one(f"SELECT count(*) FROM alerts WHERE {clause}", tuple(params))
-        total = int(row[0]) if row is not None else 0
-        found = await self._all_as(
-            f"SELECT * FROM alerts WHERE {clause} ORDER BY {', '.join(order)}, id DESC"
-            " LIMIT ? OFFSET ?", (*params, query.limit, query.offset), _alert)
-        return found, total
+        rows, total = await self._page(
+            f"SELECT *, {TOTAL_ROWS} FROM alerts WHERE {clause}"
+            f" ORDER BY {', '.join(order)}, id DESC", f"SELECT count(*) FROM alerts WHERE {clause}",
+            tuple(params), query.limit, query.offset)
+        return await self._as(rows, _alert), total
 
     @_writes
     def prune_alerts(self, db: Db, older_than: datetime) -> int:

@@ -17,7 +17,8 @@ from csms.store.base import (
     PlanResultRecord,
     SessionQuery,
 )
-from csms.store.sqlite_base import Db, SqliteBase, _dt, _one, _ts, _writes
+from csms.store.sqlite_base import TOTAL_ROWS, Db, SqliteBase, _dt, _one, _ts, _writes
+from csms.store.sqlite_sessions import stored_cost
 
 # Energy of a session in kWh: the charger's start/stop meter, else the register readings.
 ENERGY = ("max(0.0, coalesce((coalesce(s.meter_stop_wh, s.last_energy_wh)"
@@ -64,7 +65,7 @@ def _session(r: aiosqlite.Row) -> ApiSessionRecord:
         energy_to_charge_kwh=r["energy_to_charge_kwh"], departure=_dt(r["departure"]),
         priority=r["priority"], vehicle_id=r["vehicle_id"], max_power_kw=r["max_power_kw"],
         payment_info=r["payment_info"], remote_stop=None if remote is None else bool(remote),
-        start_soc=r["start_soc"], updated_at=_dt(r["updated"]),
+        start_soc=r["start_soc"], updated_at=_dt(r["updated"]), cost=stored_cost(r),
     )
 
 
@@ -132,8 +133,8 @@ NOT_PINNED = "NOT coalesce(json_extract(j.value, '$.pinned'), 0)"
 class ApiSessionsMixin(SqliteBase):
     """Sessions as the HTTP view pages them; what the API adds; API-created sessions."""
 
-    def _select_sessions(self) -> str:
-        return (f"SELECT s.*, {ENERGY} AS energy, {UPDATED} AS updated,"
+    def _select_sessions(self, extra: str = "") -> str:
+        return (f"SELECT {extra}s.*, {ENERGY} AS energy, {UPDATED} AS updated,"
                 " coalesce(s.meter_start_wh, s.first_energy_wh) AS meter_start,"
                 " coalesce(s.meter_stop_wh, s.last_energy_wh) AS meter_stop, c.status,"
                 " d.source, d.charging_rate_unit, d.energy_to_charge_kwh, d.departure,"
@@ -145,7 +146,6 @@ class ApiSessionsMixin(SqliteBase):
         """One page of the sessions matching `query`, and how many match in all."""
         where, params = _session_where(query)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = await self._one(f"SELECT count(*) {SESSION_FROM}{clause}", tuple(params))
         order: list[str] = []
         order_params: list[Any] = []
         for name, desc in query.sort:
@@ -153,10 +153,11 @@ class ApiSessionsMixin(SqliteBase):
             if SORT_COLUMNS[name] is DURATION:
                 order_params.append(_ts(query.now))
         order.append("s.id DESC")
-        rows = await self._all(
-            f"{self._select_sessions()}{clause} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
-            (*params, *order_params, limit, offset))
-        return [_session(r) for r in rows], int(total[0]) if total else 0
+        rows, total = await self._page(
+            f"{self._select_sessions(TOTAL_ROWS + ', ')}{clause} ORDER BY {', '.join(order)}",
+            f"SELECT count(*) {SESSION_FROM}{clause}", (*params, *order_params), limit, offset,
+            tuple(params))
+        return [_session(r) for r in rows], total
 
     async def _session_where_one(self, sql: str, params: tuple[Any, ...]
                                  ) -> ApiSessionRecord | None:
@@ -280,11 +281,10 @@ class ApiSessionsMixin(SqliteBase):
                                 offset: int) -> tuple[list[MeterValueRecord], int]:
         """One page of samples, oldest first, and how many match."""
         where, params = self._meter_where(query)
-        total = await self._one(f"SELECT count(*) FROM meter_values m{where}", tuple(params))
-        found = await self._all_as(f"SELECT m.* FROM meter_values m{where}"
-                                   " ORDER BY m.ts, m.id LIMIT ? OFFSET ?",
-                                   (*params, limit, offset), self._meter)
-        return found, int(total[0]) if total else 0
+        rows, total = await self._page(
+            f"SELECT m.*, {TOTAL_ROWS} FROM meter_values m{where} ORDER BY m.ts, m.id",
+            f"SELECT count(*) FROM meter_values m{where}", tuple(params), limit, offset)
+        return await self._as(rows, self._meter), total
 
     async def meter_series(self, query: MeterQuery) -> list[MeterValueRecord]:
         """Every sample matching `query`, oldest first (profiles: a bounded window)."""
@@ -328,11 +328,11 @@ class ApiSessionsMixin(SqliteBase):
             where.append("CAST(json_extract(j.value, '$.transaction_id') AS TEXT) = ?")
             params.append(transaction_id)
         body = f" FROM plans p, json_each(p.result) j WHERE {' AND '.join(where)}"
-        total = await self._one(f"SELECT count(*){body}", tuple(params))
-        rows = await self._all(
-            f"SELECT p.id, p.site_id, p.ts, j.key, j.value, {IN_FORCE} AS latest{body}"
-            " ORDER BY p.id DESC, j.key LIMIT ? OFFSET ?", (*params, limit, offset))
-        return [self._plan_result(r) for r in rows], int(total[0]) if total else 0
+        rows, total = await self._page(
+            f"SELECT p.id, p.site_id, p.ts, j.key, j.value, {IN_FORCE} AS latest,"
+            f" {TOTAL_ROWS}{body} ORDER BY p.id DESC, j.key", f"SELECT count(*){body}",
+            tuple(params), limit, offset)
+        return [self._plan_result(r) for r in rows], total
 
     async def plan_result(self, plan_id: int, connector: str) -> PlanResultRecord | None:
         rows = await self._all(

@@ -52,6 +52,10 @@ def _one(db: Db, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
     return row
 
 
+# Ends the select list of a paged query (`SqliteBase._page`): the count of all its rows.
+TOTAL_ROWS = "count(*) OVER () AS total_rows"
+
+
 class SqliteBase:
     """The state every part of SqliteStore shares (set in SqliteStore.__init__) and its reads."""
 
@@ -80,7 +84,26 @@ class SqliteBase:
                       record: Callable[[aiosqlite.Row], T]) -> list[T]:
         """The rows as records; many rows are turned into records in a worker thread, so a
         page of an API list does not hold the chargers' event loop."""
-        rows = await self._all(sql, params)
+        return await self._as(await self._all(sql, params), record)
+
+    @staticmethod
+    async def _as(rows: list[aiosqlite.Row], record: Callable[[aiosqlite.Row], T]) -> list[T]:
         if len(rows) < ROWS_ON_LOOP:
             return [record(r) for r in rows]
         return await asyncio.to_thread(lambda: [record(r) for r in rows])
+
+    async def _page(self, sql: str, count_sql: str, params: tuple[Any, ...], limit: int,
+                    offset: int, count_params: tuple[Any, ...] | None = None,
+                    ) -> tuple[list[aiosqlite.Row], int]:
+        """A page of `sql` (whose select list ends in `TOTAL_ROWS`, up to its ORDER BY) and
+        how many rows match in all, read in one statement: a count and a page read apart
+        disagree when a row is committed between them (one row listed, a total of 0).
+        `count_sql` (with `count_params`, else `params`) counts only for a page past the end,
+        which has no row to carry it."""
+        rows = await self._all(f"{sql} LIMIT ? OFFSET ?", (*params, limit, offset))
+        if rows:
+            return rows, int(rows[0]["total_rows"])
+        if offset == 0:
+            return rows, 0
+        total = await self._one(count_sql, params if count_params is None else count_params)
+        return rows, int(total[0]) if total else 0

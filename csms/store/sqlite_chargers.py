@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.domain import Booted, StatusChanged
+from csms.registration import Standing
 from csms.store.base import ChargePointRecord, ConnectorRecord
 from csms.store.sqlite_base import Db, SqliteBase, _dt, _one, _ts, _writes
 
@@ -23,13 +24,27 @@ class ChargePointsMixin(SqliteBase):
     def _record_boot(self, db: Db, event: Booted, now: datetime) -> None:
         db.execute(
             "INSERT INTO charge_points (cp_id, protocol, vendor, model, serial, firmware,"
-            " online, last_seen, booted_at) VALUES (?,?,?,?,?,?,1,?,?)"
+            " online, last_seen, booted_at, boot_status) VALUES (?,?,?,?,?,?,1,?,?,'Accepted')"
             " ON CONFLICT (cp_id) DO UPDATE SET protocol=excluded.protocol,"
             " vendor=excluded.vendor, model=excluded.model, serial=excluded.serial,"
             " firmware=excluded.firmware, online=1, last_seen=excluded.last_seen,"
-            " booted_at=excluded.booted_at",
+            " booted_at=excluded.booted_at, boot_status='Accepted'",
             (event.cp_id, event.protocol, event.vendor, event.model, event.serial,
              event.firmware, _ts(now), _ts(now)),
+        )
+
+    @_writes
+    def record_refused_boot(self, db: Db, event: Booted, status: str, now: datetime,
+                            create: bool) -> None:
+        # What it said of itself is kept (the operator decides on it); `booted_at` stays that
+        # of its last Accepted boot. Without `create`, a charger with no record gets none.
+        if create:
+            db.execute("INSERT OR IGNORE INTO charge_points (cp_id) VALUES (?)", (event.cp_id,))
+        db.execute(
+            "UPDATE charge_points SET protocol=?, vendor=?, model=?, serial=?, firmware=?,"
+            " online=1, last_seen=?, boot_status=? WHERE cp_id=?",
+            (event.protocol, event.vendor, event.model, event.serial, event.firmware,
+             _ts(now), status, event.cp_id),
         )
 
     @_writes
@@ -58,26 +73,39 @@ class ChargePointsMixin(SqliteBase):
     @_writes
     def _register_charge_point(self, db: Db, cp_id: str,
                               password_hash: str | None = None) -> None:
+        # Registered without a word on its state: Accepted, unless the operator said otherwise.
         db.execute(
-            "INSERT INTO charge_points (cp_id, registered, password_hash) VALUES (?,1,?)"
+            "INSERT INTO charge_points (cp_id, registered, password_hash, registration)"
+            " VALUES (?,1,?,'Accepted')"
             " ON CONFLICT (cp_id) DO UPDATE SET registered=1,"
-            " password_hash=coalesce(excluded.password_hash, charge_points.password_hash)",
+            " password_hash=coalesce(excluded.password_hash, charge_points.password_hash),"
+            " registration=coalesce(charge_points.registration, 'Accepted')",
             (cp_id, password_hash),
         )
+
+    async def set_registration(self, cp_id: str, status: str) -> None:
+        await self._set_registration(cp_id, status)
+        self._known(cp_id)
+
+    @_writes
+    def _set_registration(self, db: Db, cp_id: str, status: str) -> None:
+        db.execute(
+            "INSERT INTO charge_points (cp_id, registered, registration) VALUES (?,1,?)"
+            " ON CONFLICT (cp_id) DO UPDATE SET registered=1, registration=excluded.registration",
+            (cp_id, status),
+        )
+
+    async def standing(self, cp_id: str) -> Standing:
+        row = await self._one(
+            "SELECT registration, boot_status FROM charge_points WHERE cp_id=?", (cp_id,))
+        return Standing() if row is None else Standing(row["registration"], row["boot_status"])
 
     async def get_password_hash(self, cp_id: str) -> str | None:
         row = await self._one("SELECT password_hash FROM charge_points WHERE cp_id=?", (cp_id,))
         return None if row is None else row["password_hash"]
 
-    async def is_registered(self, cp_id: str) -> bool:
-        row = await self._one("SELECT registered FROM charge_points WHERE cp_id=?", (cp_id,))
-        return bool(row and row["registered"])
-
     async def is_known(self, cp_id: str) -> bool:
-        row = await self._one(
-            "SELECT 1 FROM charge_points WHERE cp_id=? AND (registered=1 OR booted_at IS NOT NULL)",
-            (cp_id,))
-        return row is not None
+        return (await self.standing(cp_id)).accepted
 
     async def get_charge_point(self, cp_id: str) -> ChargePointRecord | None:
         rows = await self._charge_points("WHERE cp_id=?", (cp_id,))
@@ -102,6 +130,7 @@ class ChargePointsMixin(SqliteBase):
                 cp_id=r["cp_id"], protocol=r["protocol"], vendor=r["vendor"], model=r["model"],
                 serial=r["serial"], firmware=r["firmware"], online=bool(r["online"]),
                 last_seen=_dt(r["last_seen"]), registered=bool(r["registered"]),
+                registration=r["registration"], boot_status=r["boot_status"],
                 capabilities=json.loads(r["capabilities"] or "{}"),
                 connectors=tuple(by_cp.get(r["cp_id"], ())),
             )

@@ -10,7 +10,7 @@ import aiosqlite
 
 from csms.clock import parse_iso
 from csms.store.base import CommandRecord, FrameQuery, LoggedFrame, RelayRecord
-from csms.store.sqlite_base import Db, SqliteBase, _dt, _ts, _writes
+from csms.store.sqlite_base import TOTAL_ROWS, Db, SqliteBase, _dt, _ts, _writes
 
 # The action of an inbound reply is not on the wire: it is that of our CALL it answers.
 _CALL_OF_REPLY = ("SELECT c.action FROM frames c WHERE c.cp_id = f.cp_id"
@@ -97,13 +97,12 @@ class RelayMixin(SqliteBase):
                           offset: int) -> tuple[list[LoggedFrame], int]:
         """One page of the frames `query` matches, and how many match in all."""
         where, params = _where(query)
-        total_row = await self._one(f"SELECT count(*) FROM frames f{where}", tuple(params))
-        total = int(total_row[0]) if total_row else 0
         order = _ORDER[query.sort].format(d="DESC" if query.descending else "ASC")
-        rows = await self._all(
-            f"SELECT f.*, coalesce(f.action, ({_CALL_OF_REPLY})) AS operation, cp.protocol"
-            f" FROM frames f LEFT JOIN charge_points cp ON cp.cp_id = f.cp_id{where}"
-            f" ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset))
+        rows, total = await self._page(
+            f"SELECT f.*, coalesce(f.action, ({_CALL_OF_REPLY})) AS operation, cp.protocol,"
+            f" {TOTAL_ROWS} FROM frames f LEFT JOIN charge_points cp ON cp.cp_id = f.cp_id"
+            f"{where} ORDER BY {order}", f"SELECT count(*) FROM frames f{where}",
+            tuple(params), limit, offset)
         return [LoggedFrame(r["id"], parse_iso(r["ts"]), r["cp_id"], r["direction"],
                             r["message_type"], r["unique_id"], r["operation"], r["text"],
                             r["protocol"]) for r in rows], total

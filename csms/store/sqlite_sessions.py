@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from csms.clock import parse_iso
@@ -17,7 +18,7 @@ from csms.domain import (
     TransactionEvent201,
     TransactionStarted,
 )
-from csms.store.base import SeqState, SessionRecord
+from csms.store.base import SeqState, SessionRecord, StoredCost
 from csms.store.sqlite_base import Db, SqliteBase, _dt, _one, _ts, _writes
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
@@ -33,6 +34,13 @@ def _energy_wh(samples: Iterable[Sample]) -> list[float]:
             continue
         out.append(s.value * 1000.0 if s.unit == "kWh" else s.value)
     return out
+
+
+def stored_cost(row: Any) -> StoredCost | None:
+    """The cost kept on a `sessions` row, if any."""
+    if row["total_cost"] is None:
+        return None
+    return StoredCost(Decimal(row["total_cost"]), row["cost_currency"], bool(row["cost_final"]))
 
 
 class SessionsMixin(SqliteBase):
@@ -312,7 +320,7 @@ class SessionsMixin(SqliteBase):
                 ocpp_tx_id=r["ocpp_tx_id"], id_tag=r["id_tag"],
                 started_at=parse_iso(r["started_at"]), stopped_at=_dt(r["stopped_at"]),
                 meter_start_wh=start, meter_stop_wh=stop, energy_kwh=round(energy, 6),
-                stop_reason=r["stop_reason"], meter_value_count=r["n"],
+                stop_reason=r["stop_reason"], meter_value_count=r["n"], cost=stored_cost(r),
             ))
         return out
 

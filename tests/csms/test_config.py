@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from csms.config import Config, ConfigError, load_config
+from csms.sites import SiteDirectory
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = '[[sites]]\nid = "{id}"\nmax_power_kw = {kw}\n'
@@ -107,6 +108,28 @@ def test_a_limit_the_planner_could_not_place_in_time_is_refused(tmp_path: Path) 
         '[[sites.limits]]\nkind = "scheduled"\npower_kw = 5\nstart_cron = "0 17 * * *"\n'
     assert problems(tmp_path, scheduled) == [
         "sites[0].limits[0].end_cron: required for a scheduled limit"]
+
+
+def test_a_transformer_needs_phasor_wiring_its_primary_limit_and_both_voltages(
+        tmp_path: Path) -> None:
+    base = SITE.format(id="a", kw=10) + 'transformer = "delta_wye"\n'
+    assert problems(tmp_path, base) == ['sites[0].wiring: must be "phasor" for a site with a '
+                                        'transformer']
+    assert problems(tmp_path, base + 'wiring = "phasor"\ntransformer_primary_a = 20\n') == [
+        "sites[0].transformer_primary_v: required for a site with a transformer"]
+
+
+def test_a_phasor_site_with_a_transformer_reaches_the_allocator_as_declared(
+        tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(SITE.format(id="a", kw=10) + 'wiring = "phasor"\ntransformer = "delta_wye"\n'
+                    'transformer_primary_a = 20\ntransformer_primary_v = 480\n'
+                    'transformer_secondary_v = 208\n')
+    site = SiteDirectory.from_config(load_config(path)).site("a")
+    assert (site.wiring, site.transformer, site.transformer_primary_a,
+            site.transformer_primary_v, site.transformer_secondary_v) == (
+        "phasor", "delta_wye", 20, 480, 208)
+    assert SiteDirectory.from_config(Config()).site("default").wiring == "arithmetic"
 
 
 def test_a_good_config_keeps_its_tree_and_makes_the_database_path_absolute(

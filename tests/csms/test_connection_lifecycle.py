@@ -129,8 +129,9 @@ async def test_a_rejected_boot_is_not_followed_by_configuration(tmp_path: Path) 
             boot = await c.ok("BootNotification", {"chargePointVendor": "Acme",
                                                    "chargePointModel": "X1"})
             assert boot["status"] == "Rejected"
-            # Frames are answered in order: a configuration CALL would already be queued.
-            await c.ok("Heartbeat", {})
+            # Frames are answered in order: a configuration CALL would already be queued. The
+            # Heartbeat of a Rejected charger is refused (B03.FR.07), still in order.
+            assert (await c.call("Heartbeat", {}))[2] == "SecurityError"
             assert c.server_calls.empty()
             assert await service.store.list_commands("STRANGER") == []
         finally:

@@ -87,6 +87,12 @@ class ChargingSession(BaseModel):
     startSoC: float | None
     source: Literal["ocpp", "api"]
     stopReason: str | None
+    # Not in seed 002's session (its CDRs have total_cost): what the session costs under its
+    # network's tariff (config.toml `[sites.tariff]`), including taxes, in `currency` (ISO
+    # 4217, as the network's own field); a running total until the session ends. None: its
+    # network has no tariff.
+    totalCost: float | None = None
+    currency: str | None = None
 
 
 def _tx(value: str | None) -> int | str | None:
@@ -116,7 +122,9 @@ def shown(sessions: ApiSessions, r: ApiSessionRecord) -> ChargingSession:
         meterStop=kwh(r.meter_stop_wh), energyConsumption=r.energy_kwh,
         paymentInfo=r.payment_info, remoteStopOnCompletion=r.remote_stop,
         startSoC=r.start_soc, source=r.source,  # type: ignore[arg-type]
-        stopReason=r.stop_reason)
+        stopReason=r.stop_reason,
+        totalCost=None if r.cost is None else float(r.cost.total),
+        currency=None if r.cost is None else r.cost.currency)
 
 
 # -- list -------------------------------------------------------------------------------------
