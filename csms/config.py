@@ -280,6 +280,9 @@ class SiteSpec(_Section):
     # A car drawing well below its limit is capped near its draw, and the rest lent to others,
     # after this long (at once when it drew its limit and fell from it).
     lend_after_s: NonNegative = 120.0
+    # Fleet objective: a session that declares no departure is planned to leave this long
+    # after it started.
+    default_dwell_h: Annotated[float, Field(gt=0, le=168)] = 8.0
     # Connectors we cannot limit: "close" makes one unavailable while its next car would put a
     # node over its limit (and available again when room comes back); "alert_only" leaves them
     # open and only alerts when the site goes over.

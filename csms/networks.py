@@ -32,7 +32,7 @@ from csms.webhooks import WebhookError, Webhooks, check_url
 LimitKind = Literal["capacity", "dr_event"]
 # Site fields a sub-network shares with its top network (it is a circuit of the same site).
 SITE_ONLY = ("buffer", "timezone", "objective", "min_power_kw", "power_step_kw",
-             "fallback_power_kw", "floors")
+             "fallback_power_kw", "floors", "default_dwell_h")
 
 
 class NetworkError(Exception):

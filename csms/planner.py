@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -44,7 +45,7 @@ from csms.sites import ChargerFacts, SiteDirectory, connector_key
 from csms.store import Store
 from loadmgmt.allocator import allocate
 from loadmgmt.limits import ExternalLimit, LimitValue, Resolved
-from loadmgmt.model import Allocation, Connector
+from loadmgmt.model import Allocation, Connector, FleetCarry
 from loadmgmt.profiles import EvSchedule, SendPolicy, ev_schedule_excess
 
 log = structlog.get_logger("csms.planner")
@@ -111,6 +112,8 @@ class Planner:
         self.on_uncontrollable = self._verdicts.on_uncontrollable
         # site -> node -> amounts, of the site's last plan (nodes it let draw over their limit)
         self._overloaded: dict[str, dict[str, dict[str, float]]] = {}
+        # Per site, what the last fleet plan hands to the next (the allocator keeps no state).
+        self._fleet_carry: dict[str, FleetCarry] = {}
         # Hear each plan's overloads (and the one that clears them): alerts, webhooks.
         self.on_overload: list[Callable[[str, dict[str, dict[str, float]]], None]] = []
         # site -> (what its unlimitable connectors may draw at once, its limit) in W.
@@ -419,10 +422,15 @@ class Planner:
         for cp in cps:
             self._verdicts.review_controllability(cp)
         built = self._snapshots.build(site_id, cps, now)
+        planned = replace(built.snapshot, fleet_carry=self._fleet_carry.get(site_id))
         allocation = await asyncio.to_thread(
-            allocate, built.snapshot, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)
+            allocate, planned, time_limit_s=cfg.solve_time_limit_s, workers=cfg.workers)
         snapshot, allocation = await self._dispatcher.hold_small_lowerings(
-            built.snapshot, allocation, built.states, now)
+            planned, allocation, built.states, now)
+        if allocation.fleet_carry is not None:
+            self._fleet_carry[site_id] = allocation.fleet_carry
+        else:
+            self._fleet_carry.pop(site_id, None)
         if allocation.managed:
             await self._dispatcher.dispatch(site_id, snapshot, allocation, built.target_floors,
                                             built.states, now)

@@ -102,7 +102,9 @@ def parse_call(frame: Any) -> CallFrame:
     if not isinstance(frame, list) or not frame:
         raise RelayError("body", "an OCPP-J frame is a JSON array: [2, id, action, payload]")
     if frame[0] != CALL or isinstance(frame[0], bool):
-        kind = {CALLRESULT: "a CALLRESULT", CALLERROR: "a CALLERROR"}.get(frame[0], "not a CALL")
+        known = {CALLRESULT: "a CALLRESULT", CALLERROR: "a CALLERROR"}
+        # Any JSON may stand first, a list or an object too (neither can be a dict key).
+        kind = known.get(frame[0], "not a CALL") if isinstance(frame[0], int) else "not a CALL"
         raise RelayError("body", f"only a CALL (message type 2) can be sent; this is {kind}")
     if len(frame) != 4:
         raise RelayError("body", "a CALL has 4 elements: [2, id, action, payload]")

@@ -154,7 +154,7 @@ class Loadstar:
 
     def online_chargers(self) -> list[str]:
         """Chargers connected and accepted now."""
-        return [conn.cp_id for conn in self.registry.all() if conn.known]
+        return [conn.cp_id for conn in self.registry.all() if conn.standing().accepted]
 
     def after_reply(self, cp_id: str, job: Callable[[], Awaitable[None]]) -> bool:
         """Run `job` on `cp_id`'s connection once the answer under way is sent (see

@@ -135,6 +135,7 @@ class SiteDirectory:
             transformer_primary_a=s.transformer_primary_a,
             transformer_primary_v=s.transformer_primary_v,
             transformer_secondary_v=s.transformer_secondary_v,
+            default_dwell_h=s.default_dwell_h,
         )
 
     def groups(self, site_id: str) -> tuple[Group, ...]:

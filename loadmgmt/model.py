@@ -57,6 +57,9 @@ class Site:
     # session is capped near its measured draw (at once when it fell from its limit).
     lend_after_s: float = 120.0
     lend_margin_kw: float = 1.0
+    # Fleet: a session that declares no departure is planned to leave this long after it
+    # started (or, start unknown, after the allocator first saw it).
+    default_dwell_h: float = 8.0
     # How per-phase limits count currents: "arithmetic" adds magnitudes (safe for any wiring,
     # the default), "phasor" adds them as the declared wiring implies (loadmgmt.phasors).
     wiring: Wiring = "arithmetic"
@@ -178,9 +181,29 @@ class Demand:
     # timed out, offline, or accepts and ignores profiles).
     pinned_w: float | None = None
     transaction_id: str | int | None = None
+    started_at: datetime | None = None  # when the session began (fleet: default departure)
 
 
 Session = Demand
+
+
+@dataclass(frozen=True)
+class FleetCarry:
+    """What a fleet plan hands to the next call (kept by the caller: `allocate` stays pure).
+
+    Keys are `session_key(demand)`. `plans` are the per-slot grants (W) from `made_at`;
+    `first_seen` anchors the default departure of sessions that declare none.
+    """
+
+    made_at: datetime
+    slot_s: int
+    plans: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
+
+
+def session_key(demand: Demand) -> str:
+    """A session's identity across calls: its connector and transaction."""
+    return f"{demand.connector_id}|{demand.transaction_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +241,8 @@ class Snapshot:
     # following a limit, so a car on it may draw its maximum), as far as that fits once every
     # admitted session has its minimum. The guard is reserved, never granted as a limit.
     guards: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # type: ignore[arg-type]
+    # Fleet: the previous call's `Allocation.fleet_carry` (its plan and what it knew).
+    fleet_carry: FleetCarry | None = None
 
     @property
     def effective_objective(self) -> Objective:
@@ -252,6 +277,7 @@ class Allocation:
     slot_s: int = 900
     managed: bool = True  # False for objective "off": nothing should be sent
     overloaded: tuple[str, ...] = ()  # nodes over their limit even with every free session at 0
+    fleet_carry: FleetCarry | None = None  # fleet: pass to the next call's Snapshot
 
     def by_connector(self) -> dict[str, ConnectorAllocation]:
         """Index the per-connector results by connector id."""

@@ -26,6 +26,8 @@ RAMP_RECHECK_S = 2.0
 # A car has ramped up to a raised limit this long after it was raised (IEC 61851-1 gives an
 # EV 5 s to follow a new pilot duty cycle; one more for the meter).
 RAMP_S = 6.0
+# Below this a car is not charging (paused, full, or its electronics only).
+CHARGING_W = 500.0
 # A lent car's draw must move this much from what the last plan saw to lend anew.
 LEND_BAND_W = 500.0
 
@@ -40,16 +42,19 @@ def track_headroom(c: ConnectorState) -> None:
     within 0.5 kW of it. The gap keeps a lent limit (measured + lend margin) lent while the
     car keeps drawing what it drew, and returns it when the car ramps up.
 
-    A car that falls well below a limit it was seen drawing lends at once: it tapers, is
-    full or wants less, and holding its share for `lend_after_s` would idle the grid. So does
-    one read well below a limit raised at least `RAMP_S` before. A car that never reached
-    its limit may still be ramping up, so it waits the site's `lend_after_s`."""
+    A car that falls well below a limit it was seen drawing, and still charges, lends at
+    once: it tapers or wants less, and holding its share for `lend_after_s` would idle the
+    grid. So does one read well below a limit raised at least `RAMP_S` before. A car that
+    never reached its limit may still be ramping up, and one that stopped drawing may be
+    paused by a limit below its own minimum (it cannot show that it wants more at the least
+    we may give): both wait the site's `lend_after_s`."""
     if c.measured_w is None or c.held_tx_w is None or c.measured_at is None:
         return
     if c.measured_w < c.held_tx_w - 1000.0:
         if c.below_since is None:
             c.below_since = c.measured_at
-        if c.drawn_limit_w is not None and not c.fell_from_limit:
+        if c.drawn_limit_w is not None and not c.fell_from_limit and \
+                c.measured_w >= CHARGING_W:
             heard = c.heard_at or c.measured_at
             c.fell_from_limit = c.measured_w < c.drawn_limit_w - 1000.0 or \
                 c.raised_at is None or (heard - c.raised_at).total_seconds() >= RAMP_S

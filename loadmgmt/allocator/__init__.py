@@ -29,18 +29,22 @@ How it works, and why:
   Guards (`Snapshot.guards`) are reserved after admission and before objective 2, as far as
   they fit: a charger not yet seen following a limit keeps room for what its car may draw.
 
-* `fleet` plans `horizon_slots` slots of `slot_s` with CP-SAT: integer steps per session and
-  slot, 0-or-minimum, all rows per slot, minimise priority-weighted energy shortfall at
-  departure (opt-out weighted highest), then prefer energy early. An earliest-departure-first
-  greedy plan is the hint and the fallback when CP-SAT proves nothing better in time.
+* `fleet` plans `horizon_slots` slots of `slot_s`: a linear program (GLOP) over epochs cut
+  at departures maximises priority-weighted energy delivered before each departure, then
+  spreads any shortfall fairly, then prefers energy early (see `horizon`); `fleet_slots`
+  turns it into whole grants (0 or at least the minimum, on the step, every row kept). The
+  plan carries over between calls through `Snapshot.fleet_carry` / `Allocation.fleet_carry`;
+  when the program finds no optimum in time, the carried plan (else earliest departure
+  first) for the present slot is the fallback (see `fleet`).
 
 Deterministic: fixed seed, sorted inputs; with `workers` > 1 CP-SAT runs interleaved search so
 the answer does not depend on thread timing.
 
 The parts: `prepare` (the problem both objectives start from: rows, caps, minimums, needed
 rates; CP-SAT units and settings), `sharing` (load_sharing: admission and the fill),
-`rounding` (whole steps: round down, top up, trades), `guards`, `fleet`, `result` (the
-Allocation). Only `allocate` is public; the parts share underscored names inside the package.
+`rounding` (whole steps: round down, top up, trades), `guards`, `fleet` (with `horizon` and
+`fleet_slots`), `result` (the Allocation). Only `allocate` is public; the parts share
+underscored names inside the package.
 """
 
 from __future__ import annotations

@@ -1,20 +1,42 @@
-"""The `fleet` objective: a horizon of slots planned with CP-SAT, an earliest-departure-first
-greedy plan as its hint and fallback; see the package docstring."""
+"""The `fleet` objective: energy before each departure (priority-weighted), then fairness,
+over a receding horizon; see the package docstring and `horizon` for the program.
+
+Each call plans `horizon_slots` slots of `slot_s` from `now` and the caller sends slot 0 (and
+the rest as a schedule); the next call re-plans from what happened. The plan carries over
+(`Snapshot.fleet_carry` in, `Allocation.fleet_carry` out, kept by the caller so the allocator
+stays a pure function): it anchors the default departure of sessions that declare none, and
+when the program finds no optimum within the time budget, the carried plan (shifted to now,
+cut to fit the rows as they are) is the fallback, topped up earliest departure first; with no
+carried plan, earliest departure first alone.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from ortools.sat.python import cp_model
-
-from loadmgmt.allocator.guards import _reserve_fleet_guards
-from loadmgmt.allocator.prepare import _NO_ROW, _Prep, _scaled, _solver
+from loadmgmt.allocator.fleet_slots import round_slot
+from loadmgmt.allocator.guards import _guard_extras
+from loadmgmt.allocator.horizon import HorizonProblem, solve
+from loadmgmt.allocator.prepare import _Prep
 from loadmgmt.allocator.result import _result
-from loadmgmt.model import OPT_OUT, Allocation, NodeLimit, Snapshot, SolverStatus
+from loadmgmt.model import (
+    OPT_OUT,
+    Allocation,
+    FleetCarry,
+    NodeLimit,
+    Snapshot,
+    SolverStatus,
+    session_key,
+)
 from loadmgmt.network import INF
+
+# Rounding the answer into whole grants per epoch takes a share of the budget (about a fifth
+# at 1,000 sessions).
+_KEEP_S = 0.005
+_KEEP_SHARE = 0.2
 
 
 def _slot_limits(snapshot: Snapshot, prep: _Prep, slots: int) -> list[list[float]]:
@@ -31,216 +53,142 @@ def _slot_limits(snapshot: Snapshot, prep: _Prep, slots: int) -> list[list[float
     return out
 
 
-@dataclass
-class _FleetData:
-    """The fleet problem in integers: power in steps, rows in W or mA, energy in permille."""
+def _weight(prep: _Prep, i: int) -> float:
+    """Shortfall weight: each priority level doubles it; opt-out above all."""
+    p = prep.demand[i].priority
+    return 64.0 if p == OPT_OUT else float(2 ** (6 - p))
 
-    sessions: list[int]
-    slots: int
-    hi: dict[int, int]
-    lo: dict[int, int]
-    fl: dict[int, int]
-    coef: dict[int, list[tuple[int, int]]]  # per session: (row, units per step)
-    room: list[list[int]]  # per slot, per row: room above floors, pinned draws (INF: no row)
-    ecoef: dict[int, list[int]]  # per session, per slot: energy units per step (0: gone)
-    need: dict[int, int]  # energy units to deliver
-    step: float
-    slot_s: int
+
+def _problem(snapshot: Snapshot, prep: _Prep, first_seen: dict[str, datetime]
+             ) -> tuple[HorizonProblem, dict[int, datetime]]:
+    net = prep.net
+    now = snapshot.now
+    assert now is not None
+    slots = max(1, snapshot.horizon_slots)
+    slot_s = snapshot.slot_s
+    dwell = timedelta(hours=net.site.default_dwell_h)
+    limits = _slot_limits(snapshot, prep, slots)
+    # Slots with the same limits share one room list (the usual case: no slot limits), so
+    # the horizon compares and merges them at no cost.
+    rooms: dict[int, list[float]] = {}
+    room = [rooms.setdefault(id(lim), [lim[k] - prep.base[k] if lim[k] < INF else INF
+                                       for k in range(len(net.rows))]) for lim in limits]
+    room[0] = list(room[0])
+    # Guards hold room in the present slot only (a charger proves itself within seconds);
+    # _guard_extras takes what it reserves out of room[0].
+    _guard_extras(prep, snapshot.guards, {}, room[0])
+    sessions = sorted(prep.free, key=lambda i: net.connectors[i].id)
+    departure: dict[int, datetime] = {}
+    last_slot: dict[int, int] = {}
+    share: dict[int, float] = {}
+    need: dict[int, float] = {}
+    for i in sessions:
+        d = prep.demand[i]
+        key = session_key(d)
+        first_seen.setdefault(key, now)
+        dep = d.departure or (d.started_at or first_seen[key]) + dwell
+        departure[i] = dep
+        left = (dep - now).total_seconds()
+        if left <= 0:  # past its departure (or its default): charge now rather than never
+            left = float(slot_s)
+        last_slot[i] = max(1, min(slots, math.floor(left / slot_s)))
+        share[i] = min(1.0, left / slot_s)
+        if d.energy_to_charge_kwh is not None and d.energy_to_charge_kwh > 0:
+            need[i] = d.energy_to_charge_kwh * 1000.0
+        else:  # no request: as much as it can take before it leaves
+            need[i] = prep.cap[i] * min(left, slots * slot_s) / 3600.0
+    problem = HorizonProblem(
+        slot_s=slot_s, slots=slots, sessions=sessions, cap=prep.cap, floor=prep.floor,
+        weight={i: _weight(prep, i) for i in sessions}, need_wh=need, last_slot=last_slot,
+        first_share=share, coef={i: net.col_rows[i] for i in sessions}, room=room)
+    return problem, departure
+
+
+def _carried(snapshot: Snapshot, prep: _Prep, slots: int) -> dict[int, list[float]]:
+    """The previous plan shifted to now (sessions it did not know: nothing)."""
+    carry = snapshot.fleet_carry
+    out = {i: [0.0] * slots for i in prep.free}
+    if carry is None or snapshot.now is None:
+        return out
+    shift = (snapshot.now - carry.made_at).total_seconds()
+    for i in prep.free:
+        old = carry.plans.get(session_key(prep.demand[i]))
+        if not old:
+            continue
+        for t in range(slots):
+            n = math.floor((shift + t * snapshot.slot_s) / carry.slot_s + 1e-9)
+            if 0 <= n < len(old):
+                out[i][t] = old[n]
+    return out
 
 
 def _fleet(
     snapshot: Snapshot, prep: _Prep, t0: float, time_limit_s: float, workers: int, seed: int
 ) -> Allocation:
-    net = prep.net
-    step = net.site.step_w
-    slots = max(1, snapshot.horizon_slots)
-    slot_s = snapshot.slot_s
+    del workers, seed  # GLOP is deterministic and single-threaded
     now = snapshot.now
     assert now is not None
-    limits = _slot_limits(snapshot, prep, slots)
-    sessions = sorted(prep.free, key=lambda i: net.connectors[i].id)
-    data = _FleetData(sessions, slots, {}, {}, {}, {}, [], {}, {}, step, slot_s)
-    for t in range(slots):
-        data.room.append(
-            [
-                _scaled(net, k, limits[t][k] - prep.base[k], up=False)
-                if limits[t][k] < INF
-                else _NO_ROW
-                for k in range(len(net.rows))
-            ]
-        )
-    _reserve_fleet_guards(prep, snapshot.guards, data.room[0])
-    for i in sessions:
-        d = prep.demand[i]
-        data.hi[i] = int(round(prep.cap[i] / step))
-        data.lo[i] = math.ceil(prep.mins[i] / step - 1e-9)
-        data.fl[i] = math.ceil(prep.floor[i] / step - 1e-9)
-        data.coef[i] = [(k, _scaled(net, k, c * step, up=True)) for k, c in net.col_rows[i]]
-        left = INF if d.departure is None else (d.departure - now).total_seconds()
-        avail = [max(0.0, min(slot_s, left - t * slot_s)) for t in range(slots)]
-        if avail[0] <= 0:  # past its departure: charge now rather than never
-            avail[0] = float(slot_s)
-        data.ecoef[i] = [int(round(1000 * a / slot_s)) for a in avail]
-        if d.energy_to_charge_kwh is not None and d.energy_to_charge_kwh > 0:
-            wh_units = d.energy_to_charge_kwh * 3.6e6 / (step * slot_s) * 1000
-            data.need[i] = math.ceil(wh_units - 1e-9)
+    carry = snapshot.fleet_carry
+    first_seen = dict(carry.first_seen) if carry else {}
+    problem, departure = _problem(snapshot, prep, first_seen)
+    sessions = list(problem.sessions)
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    order = sorted(sessions, key=lambda i: (
+        0 if prep.demand[i].priority == OPT_OUT else 1, departure.get(i, far),
+        prep.demand[i].priority, prep.net.connectors[i].id))
+    left_s = time_limit_s * (1 - _KEEP_SHARE) - _KEEP_S - (time.perf_counter() - t0)
+    lp = solve(problem, left_s) if sessions and left_s > 0.005 else None
+    status: SolverStatus = "optimal"
+    if lp is not None:
+        bounds, rooms, plan = lp.bounds, lp.room, lp.power
+    else:
+        # No optimum in time: the carried plan for the present slot (cut to fit, topped up
+        # earliest departure first), or earliest departure first alone; one slot, re-planned
+        # at the next call.
+        status = "greedy" if sessions else "optimal"
+        carried = _carried(snapshot, prep, 1)
+        bounds, rooms, plan = [0, 1], [problem.room[0]], {i: carried[i][:1] for i in sessions}
+    slot_h = snapshot.slot_s / 3600.0
+    need_left = dict(problem.need_wh)
+    planned = dict.fromkeys(sessions, 0.0)  # the program's energy so far, before rounding
+    grants: dict[int, list[float]] = {i: [] for i in sessions}
+    for j in range(len(bounds) - 1):
+        span = bounds[j + 1] - bounds[j]
+        present = [i for i in order if lp is None or j < lp.present[i]]
+        hours = {i: span * slot_h * (problem.first_share[i] if j == 0 else 1.0) for i in present}
+        for i in present:
+            planned[i] += plan[i][j] * hours[i]
+        if j == 0:
+            # Whatever room the plan leaves now goes to whoever still needs energy: earlier is
+            # never worse (cars may leave early, others may come).
+            top_up = {i: need_left[i] / hours[i] for i in present}
         else:
-            data.need[i] = data.hi[i] * sum(data.ecoef[i])
-    greedy = _fleet_greedy(prep, data)
-    # Keep a little of the budget for reading the solution back.
-    left_s = time_limit_s * 0.97 - 0.02 - (time.perf_counter() - t0)
-    plan_steps, status = _fleet_cpsat(prep, data, greedy, left_s, workers, seed)
-    plan = {i: [v * step for v in plan_steps[i]] for i in sessions}
-    final = {i: plan[i][0] for i in sessions}
-    delivered = 0.0
-    short = 0.0
-    for i in sessions:
-        got = sum(v * e for v, e in zip(plan_steps[i], data.ecoef[i], strict=True))
-        delivered += min(got, data.need[i])
-        if prep.demand[i].energy_to_charge_kwh:
-            short += max(0, data.need[i] - got)
-    unit_kwh = step * slot_s / 1000 / 3.6e6
+            # Later epochs catch up what rounding earlier ones cost, where there is room.
+            top_up = {i: min(need_left[i], max(0.0, planned[i] - problem.need_wh[i]
+                                                + need_left[i])) / hours[i] for i in present}
+        got = round_slot(prep, rooms[j], {i: plan[i][j] for i in present}, present, top_up,
+                         trim=j == 0)
+        for i in sessions:
+            x = got.get(i, 0.0)
+            grants[i].extend([x] * span)
+            if i in got:
+                need_left[i] = max(0.0, need_left[i] - x * hours[i])
+        if lp is None:
+            break
+    final = {i: grants[i][0] for i in sessions}
+    delivered = sum(problem.need_wh[i] - need_left[i] for i in sessions)
+    short = sum(need_left[i] for i in sessions
+                if (prep.demand[i].energy_to_charge_kwh or 0) > 0)
     objective = {
-        "delivered_kwh": delivered * unit_kwh,
-        "energy_shortfall_kwh": short * unit_kwh,
+        "delivered_kwh": delivered / 1000.0,
+        "energy_shortfall_kwh": short / 1000.0,
         "total_w": sum(final.values()) + sum(prep.pinned.values()),
+        "carried": 1.0 if lp is None and carry is not None else 0.0,
     }
-    return _result(
-        snapshot, prep, final, {i: tuple(plan[i]) for i in sessions}, status, t0, objective
-    )
-
-
-# Departure-order buckets for the earliness tie-break (kept small: the shortfall weight is
-# scaled above every earliness term, and CP-SAT coefficients must stay within int64).
-_EARLY_BUCKETS = 8
-
-
-def _fleet_order_key(prep: _Prep, i: int) -> tuple[int, float, int, str]:
-    d = prep.demand[i]
-    dep = d.departure.timestamp() if d.departure is not None else INF
-    return (0 if d.priority == OPT_OUT else 1, dep, d.priority, prep.net.connectors[i].id)
-
-
-def _fleet_greedy(prep: _Prep, data: _FleetData) -> dict[int, list[int]]:
-    """Earliest departure first, each slot: as much as fits, 0 or at least the minimum.
-
-    Works on the same integer rows as the CP-SAT model, so it is a feasible hint.
-    """
-    order = sorted(data.sessions, key=lambda i: _fleet_order_key(prep, i))
-    left = dict(data.need)
-    plan = {i: [0] * data.slots for i in data.sessions}
-    for t in range(data.slots):
-        room = list(data.room[t])
-        for i in order:
-            e = data.ecoef[i][t]
-            if e <= 0 or left[i] <= 0:
-                continue
-            want = min(data.hi[i], -(-left[i] // e))
-            fl = data.fl[i]
-            give = want
-            for k, c in data.coef[i]:
-                if room[k] >= _NO_ROW or c <= 0:
-                    continue
-                # counted is max(x, floor); the floor is already in the room's base
-                give = min(give, room[k] // c + fl)
-            if give < max(data.lo[i], 1):
-                continue
-            for k, c in data.coef[i]:
-                if room[k] < _NO_ROW:
-                    room[k] -= c * (max(give, fl) - fl)
-            plan[i][t] = give
-            left[i] -= give * e
-    return plan
-
-
-def _fleet_cpsat(
-    prep: _Prep,
-    data: _FleetData,
-    hint: Mapping[int, Sequence[int]],
-    time_limit_s: float,
-    workers: int,
-    seed: int,
-) -> tuple[dict[int, list[int]], SolverStatus]:
-    if not data.sessions:
-        return {}, "optimal"
-    if time_limit_s <= 0.05:
-        return {i: list(hint[i]) for i in data.sessions}, "greedy"
-    build_start = time.perf_counter()
-    model = cp_model.CpModel()
-    x: dict[tuple[int, int], cp_model.IntVar] = {}
-    rows: dict[tuple[int, int], tuple[list[cp_model.IntVar], list[int]]] = {}
-    short_vars: list[cp_model.IntVar] = []
-    short_w: list[int] = []
-    early_vars: list[cp_model.IntVar] = []
-    early_w: list[int] = []
-    slots = data.slots
-    # Earlier power is worth more (a plan that waits may be overtaken by events), and within a
-    # slot, power to a car that leaves sooner: without that tie-break two plans that meet every
-    # need equally are both optimal and successive plans flip between them.
-    by_departure = sorted(data.sessions, key=lambda i: _fleet_order_key(prep, i))
-    bonus = {i: _EARLY_BUCKETS - 1 - r * _EARLY_BUCKETS // len(by_departure)
-             for r, i in enumerate(by_departure)}
-    for i in data.sessions:
-        hi, lo, fl = data.hi[i], data.lo[i], data.fl[i]
-        evars: list[cp_model.IntVar] = []
-        ecoefs: list[int] = []
-        for t in range(slots):
-            e = data.ecoef[i][t]
-            if e <= 0:
-                continue
-            v = model.new_int_var(0, hi, f"x{i}_{t}")
-            if lo > 1:
-                on = model.new_bool_var(f"o{i}_{t}")
-                model.add(v >= lo).only_enforce_if(on)
-                model.add(v == 0).only_enforce_if(~on)
-                model.add_hint(on, hint[i][t] > 0)
-            x[i, t] = v
-            model.add_hint(v, hint[i][t])
-            if fl > 0:
-                # over = counted - floor = max(x - floor, 0): what the row sees beyond reserve
-                over = model.new_int_var(0, max(hi - fl, 0), f"y{i}_{t}")
-                model.add(over >= v - fl)
-                model.add_hint(over, max(hint[i][t] - fl, 0))
-            else:
-                over = v
-            for k, c in data.coef[i]:
-                if data.room[t][k] < _NO_ROW:
-                    entry = rows.setdefault((t, k), ([], []))
-                    entry[0].append(over)
-                    entry[1].append(c)
-            evars.append(v)
-            ecoefs.append(e)
-            early_vars.append(v)
-            # Multiplied, not added: a car's total is fixed by its need, so a per-car constant
-            # would cancel out of every swap of energy between two cars and two slots.
-            early_w.append((slots - t) * (_EARLY_BUCKETS + bonus[i]))
-        got = cp_model.LinearExpr.weighted_sum(evars, ecoefs)
-        need = data.need[i]
-        s = model.new_int_var(0, max(need, 0), f"s{i}")
-        model.add(s >= need - got)
-        # A full car stops drawing: power past its need would only be withheld from others.
-        model.add(got <= need + 1000)
-        hinted = sum(h * e for h, e in zip(hint[i], data.ecoef[i], strict=True))
-        model.add_hint(s, max(0, need - hinted))
-        d = prep.demand[i]
-        short_vars.append(s)
-        short_w.append(64 if d.priority == OPT_OUT else 2 ** (6 - d.priority))
-    for (t, k), (vs, cs) in rows.items():
-        model.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= max(data.room[t][k], 0))
-    # Shortfall dominates: one unit of it outweighs any amount of earliness.
-    big = sum(w * data.hi[i] for (i, _t), w in zip(x, early_w, strict=True)) + 1
-    model.minimize(
-        big * cp_model.LinearExpr.weighted_sum(short_vars, short_w)
-        - cp_model.LinearExpr.weighted_sum(early_vars, early_w)
-    )
-    left = time_limit_s - (time.perf_counter() - build_start)
-    if left <= 0.05:
-        return {i: list(hint[i]) for i in data.sessions}, "greedy"
-    solver = _solver(left, workers, seed)
-    res = solver.solve(model)
-    if res not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return {i: list(hint[i]) for i in data.sessions}, "greedy"
-    plan = {i: [0] * slots for i in data.sessions}
-    for (i, t), v in x.items():
-        plan[i][t] = int(solver.value(v))
-    return plan, "optimal" if res == cp_model.OPTIMAL else "feasible"
+    alloc = _result(snapshot, prep, final, {i: tuple(grants[i]) for i in sessions}, status, t0,
+                    objective)
+    live = {session_key(prep.demand[i]) for i in prep.demand}
+    out = FleetCarry(now, snapshot.slot_s,
+                     {session_key(prep.demand[i]): tuple(grants[i]) for i in sessions},
+                     {k: v for k, v in first_seen.items() if k in live})
+    return replace(alloc, fleet_carry=out)

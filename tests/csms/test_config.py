@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from csms.config import Config, ConfigError, load_config
+from csms.config import Config, ConfigError, SiteSpec, load_config
 from csms.sites import SiteDirectory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +70,7 @@ def test_unknown_sections_and_keys_are_named(tmp_path: Path, text: str, expected
     ("[[chargers]]\nmin_current_a = -6\n", "chargers[0].min_current_a"),
     ("[[chargers]]\nphases = [1, 4]\n", "chargers[0].phases[1]"),
     ('[log]\nlevel = "verbose"\n', "log.level"),
+    (SITE.format(id="a", kw=10) + "default_dwell_h = 0\n", "sites[0].default_dwell_h"),
 ])
 def test_nonsensical_numbers_are_refused_by_key(tmp_path: Path, text: str, key: str) -> None:
     [line] = problems(tmp_path, text)
@@ -160,3 +161,12 @@ def test_the_cli_refuses_a_missing_config_file(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "adapters.cli", "serve", "--config", "nope.toml"],
                           capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert (done.returncode, done.stderr) == (2, "loadstar: nope.toml: file not found\n")
+
+
+def test_a_sites_default_dwell_reaches_the_allocators_site(tmp_path: Path) -> None:
+    path = tmp_path / "loadstar.toml"
+    path.write_text(SITE.format(id="a", kw=10) + 'objective = "fleet"\ndefault_dwell_h = 3.5\n')
+    config = load_config(path)
+    site = SiteDirectory(config.sites, config.chargers, "a").site("a")
+    assert site.default_dwell_h == 3.5
+    assert SiteDirectory([SiteSpec(id="b", max_power_kw=5)], [], "b").site("b").default_dwell_h == 8

@@ -85,3 +85,11 @@ def test_a_car_that_falls_below_its_old_limit_right_after_a_raise_is_lent_at_onc
     c.held_tx_w, c.raised_at = 22000.0, T0 + timedelta(seconds=5)
     read(c, 5 + RAMP_S / 2, 4000.0)  # not ramping to the new limit: well below the old one
     assert is_lent(c, T0 + timedelta(seconds=5 + RAMP_S / 2), LEND_AFTER_S)
+
+
+def test_a_car_that_stops_drawing_waits_the_lend_delay_it_may_only_be_paused() -> None:
+    c = session()
+    read(c, 0, LIMIT_W)
+    read(c, 10, 0.0)  # paused: perhaps by a limit below its own minimum current
+    assert not is_lent(c, T0 + timedelta(seconds=10), LEND_AFTER_S)
+    assert is_lent(c, T0 + timedelta(seconds=10 + LEND_AFTER_S), LEND_AFTER_S)

@@ -177,7 +177,10 @@ async def test_ocpp201_reports_and_charging_needs_are_stored(server: Loadstar, u
     async with server.store.db.execute(
             "SELECT kind FROM charger_events WHERE cp_id='NOTE201' ORDER BY id") as cur:
         kinds = [r[0] for r in await cur.fetchall()]
-    assert kinds == ["NotifyChargingLimit", "ReportChargingProfiles"]
+    assert kinds == ["NotifyChargingLimit"]
+    # A report in parts: kept as one report per requestId.
+    [report] = await server.store.station_reports("NOTE201", "ReportChargingProfiles", 2)
+    assert report.complete and len(report.parts) == 1
 
 
 async def test_frames_sent_just_before_a_close_are_all_handled(server: Loadstar, url) -> None:
