@@ -41,11 +41,18 @@ class Retries:
         return out
 
 
-def answer_status(result: CommandResult) -> str:
+# Ours: a 1.6 GetDiagnostics answered without a fileName (no diagnostics are available, so
+# nothing will be uploaded and no notification follows).
+NO_DIAGNOSTICS = "NoDiagnostics"
+
+
+def answer_status(action: str, result: CommandResult) -> str:
     """The station's `status`, Accepted for an answer without one (1.6 UpdateFirmware,
-    GetDiagnostics), else how the command ended (failed, timeout)."""
+    GetDiagnostics with a fileName), else how the command ended (failed, timeout)."""
     if result.response is None:
         return result.status
+    if action == "GetDiagnostics" and not result.response.get("fileName"):
+        return NO_DIAGNOSTICS
     status = result.response.get("status")
     return status if isinstance(status, str) else "Accepted"
 
@@ -75,7 +82,7 @@ class Transfers:
             raise
         response = result.response or {}
         file_name = response.get("fileName") or response.get("filename")
-        record = await self.store.answer_transfer(record.id, payload, answer_status(result),
+        record = await self.store.answer_transfer(record.id, payload, answer_status(action, result),
                                                   file_name, self.clock.now())
         log.info("transfer_requested", cp_id=cp_id, action=action, transfer=record.id,
                  request_id=record.request_id, answer=record.answer_status)

@@ -101,3 +101,12 @@ async def test_n01_a_get_log_the_schema_refuses_leaves_no_open_request(server: L
     assert record.answer_status == "failed" and not record.open
     assert await sent(c, "GetLog") == []
     await c.close()
+
+
+async def test_5_8_get_diagnostics_without_a_file_name_closes_the_request(server: Loadstar,
+                                                                          url) -> None:
+    c = await station(url, "DGNONE", "ocpp1.6", {"GetDiagnostics": lambda p: {}})
+    record = await server.transfers.get_log("DGNONE", "ftp://logs.example/up")
+    assert record.answer_status == "NoDiagnostics" and not record.open
+    assert record.file_name is None
+    await c.close()
