@@ -121,7 +121,8 @@ async def stored_limits(store: Store, cp_id: str, action: str) -> MessageLimits 
     return MessageLimits(_int(items.get(action)), _int(size.get(action)))
 
 
-def _asked(action: str) -> list[Payload]:
+def _asked() -> list[Payload]:
+    """Both limits for both actions: one question covers every later request."""
     return [{"component": {"name": DEVICE_DATA},
              "variable": {"name": name, "instance": instance}}
             for name in ("ItemsPerMessage", "BytesPerMessage")
@@ -135,7 +136,7 @@ async def message_limits(store: Store, cp_id: str, action: str, now: datetime,
     known = await stored_limits(store, cp_id, action)
     if known is not None or ask is None:
         return known or MessageLimits()
-    answer = await ask("GetVariables", {"getVariableData": _asked(action)})
+    answer = await ask("GetVariables", {"getVariableData": _asked()})
     report = [{"component": r["component"], "variable": r["variable"],
                "variableAttribute": [{"type": "Actual", "value": r.get("attributeValue")
                                       if r.get("attributeStatus") == "Accepted" else None}]}
@@ -143,7 +144,7 @@ async def message_limits(store: Store, cp_id: str, action: str, now: datetime,
     # An answer that names none of them still counts as asked: kept as unknown values.
     names = {(r["variable"]["name"], r["variable"].get("instance")) for r in report}
     report += [{**entry, "variableAttribute": [{"type": "Actual", "value": None}]}
-               for entry in _asked(action)
+               for entry in _asked()
                if (entry["variable"]["name"], entry["variable"]["instance"]) not in names]
     await store.save_variables(cp_id, report, now)
     limits = await stored_limits(store, cp_id, action)
