@@ -35,8 +35,11 @@ from csms.reservations import Reservations
 from csms.secrets import SecretBox, key_path_for
 from csms.server import OcppServer, Registry
 from csms.sites import SiteDirectory
+from csms.station_queries import StationQueries
 from csms.store import SqliteStore, Store
+from csms.transfers import Transfers
 from csms.typed_calls import CommandsChannel
+from csms.variable_split import VariableRequests
 from csms.vehicles import Vehicles
 from csms.webhook_delivery import WebhookDelivery
 from csms.webhooks import Webhooks
@@ -132,6 +135,11 @@ class Loadstar:
         self.alerts = Alerts(self.store, self.clock, self.directory, self.webhook_delivery.wake)
         if self.planner is not None:
             self.planner.on_uncontrollable.append(self.alerts.on_uncontrollable)
+        # Typed helpers where the CSMS adds logic to a command (issue 12 point 2).
+        channel = CommandsChannel(self.commands, self.store)
+        self.transfers = Transfers(self.store, channel, self.clock)
+        self.variables = VariableRequests(self.store, channel, self.clock)
+        self.station_queries = StationQueries(self.store, channel, self.clock)
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.

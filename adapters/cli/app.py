@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli import authlist, certificates
+from adapters.cli import authlist, certificates, station_ops
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from csms.alerts import OPEN, controllability, to_api
@@ -363,3 +363,8 @@ def keys_revoke(key_id: int, config: ConfigOpt = None) -> None:
 # Reservations and local lists: typed helpers whose CALLs go through the server's relay.
 authlist.register(app, _config, _with_store)
 certificates.register(app, _config, _with_store)
+
+
+# Firmware, logs, variables and station queries: typed helpers whose CALLs go through the
+# server's relay.
+station_ops.register(app, _config, _with_store)

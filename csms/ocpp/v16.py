@@ -17,7 +17,13 @@ from csms.ocpp.certificate_messages import sign_certificate
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.samples import samples_v16
-from csms.ocpp.station_reports import record, security_event
+from csms.ocpp.station_reports import security_event
+from csms.ocpp.transfer_status import (
+    DIAGNOSTICS_STATUS_16,
+    FIRMWARE_STATUS_16,
+    LOG_STATUS,
+    SIGNED_FIRMWARE_STATUS,
+)
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "1.6"
@@ -116,16 +122,6 @@ async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
     return {"status": "UnknownVendorId"}
 
 
-async def firmware_status(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.central.charger_event(ctx.cp_id, "FirmwareStatusNotification", p)
-    return {}
-
-
-async def diagnostics_status(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.central.charger_event(ctx.cp_id, "DiagnosticsStatusNotification", p)
-    return {}
-
-
 HANDLERS: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -135,13 +131,13 @@ HANDLERS: dict[str, Handler] = {
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
     "DataTransfer": data_transfer,
-    "FirmwareStatusNotification": firmware_status,
-    "DiagnosticsStatusNotification": diagnostics_status,
+    "FirmwareStatusNotification": FIRMWARE_STATUS_16,
+    "DiagnosticsStatusNotification": DIAGNOSTICS_STATUS_16,
     # Security White Paper extension (ordinary CALLs with these action names).
     "SignCertificate": sign_certificate(VERSION),
     "SecurityEventNotification": security_event,
-    "LogStatusNotification": record("LogStatusNotification"),
-    "SignedFirmwareStatusNotification": record("SignedFirmwareStatusNotification"),
+    "LogStatusNotification": LOG_STATUS,
+    "SignedFirmwareStatusNotification": SIGNED_FIRMWARE_STATUS,
 }
 
 

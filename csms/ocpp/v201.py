@@ -24,7 +24,9 @@ from csms.ocpp.errors import CallFailed
 from csms.ocpp.profile_fields import profile_fields, schedule_fields
 from csms.ocpp.reservation_status import reservation_status_update
 from csms.ocpp.samples import samples_v201
-from csms.ocpp.station_reports import add_report_part, record, report_part, security_event
+from csms.ocpp.station_reports import add_report_part, report_part, security_event
+from csms.ocpp.transfer_status import FIRMWARE_STATUS_201, LOG_STATUS, PUBLISH_FIRMWARE_STATUS
+from csms.variable_split import exchange_split, message_limits
 from loadmgmt.profiles import ChargingProfile
 
 VERSION = "2.0.1"
@@ -189,8 +191,8 @@ HANDLERS: dict[str, Handler] = {
     "ReportChargingProfiles": report_part("ReportChargingProfiles"),
     "ClearedChargingLimit": _recorder("ClearedChargingLimit"),
     "NotifyEVChargingSchedule": notify_ev_charging_schedule,
-    "FirmwareStatusNotification": _recorder("FirmwareStatusNotification"),
-    "LogStatusNotification": _recorder("LogStatusNotification"),
+    "FirmwareStatusNotification": FIRMWARE_STATUS_201,
+    "LogStatusNotification": LOG_STATUS,
     "SecurityEventNotification": security_event,
     "NotifyEvent": _recorder("NotifyEvent"),
     "NotifyMonitoringReport": report_part("NotifyMonitoringReport"),
@@ -200,7 +202,7 @@ HANDLERS: dict[str, Handler] = {
     "GetCertificateStatus": get_certificate_status,
     "NotifyCustomerInformation": report_part("NotifyCustomerInformation"),
     "NotifyDisplayMessages": report_part("NotifyDisplayMessages"),
-    "PublishFirmwareStatusNotification": record("PublishFirmwareStatusNotification"),
+    "PublishFirmwareStatusNotification": PUBLISH_FIRMWARE_STATUS,
     "ReservationStatusUpdate": reservation_status_update,
 }
 
@@ -244,17 +246,21 @@ async def configure(ctx: HandlerContext, fingerprint: str) -> None:
         settings.append({"component": {"name": "AuthCtrlr"},
                          "variable": {"name": "MasterPassGroupId"},
                          "attributeValue": cfg.master_pass_group})
-    answer = await ctx.send("SetVariables", {"setVariableData": settings})
-    configured = {r["variable"]["name"]: r["attributeStatus"]
-                  for r in answer.get("setVariableResult", [])}
+    # Split to the station's ItemsPerMessage / BytesPerMessage where its device model says
+    # them; asking for them here would cost every boot a round trip, so unknown sends as one.
+    store, now = ctx.central.store, ctx.central.now()
+    results = await exchange_split(ctx.send, "SetVariables", settings,
+                                   await message_limits(store, ctx.cp_id, "SetVariables", now))
+    configured = {r["variable"]["name"]: r["attributeStatus"] for r in results}
     get = []
     for name, instance in SMART_CHARGING_VARIABLES:
         variable: dict[str, Any] = {"name": name}
         if instance:
             variable["instance"] = instance
         get.append({"component": {"name": "SmartChargingCtrlr"}, "variable": variable})
-    answer = await ctx.send("GetVariables", {"getVariableData": get})
-    caps = parse_capabilities(answer.get("getVariableResult", []))
+    results = await exchange_split(ctx.send, "GetVariables", get,
+                                   await message_limits(store, ctx.cp_id, "GetVariables", now))
+    caps = parse_capabilities(results)
     caps["configured"] = configured
     caps["configured_for"] = fingerprint
     await ctx.central.save_capabilities(ctx.cp_id, caps)

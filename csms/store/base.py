@@ -29,6 +29,7 @@ from csms.store.catalog import (
     VehicleQuery,
     VehicleRecord,
 )
+from csms.store.transfers import TransferRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +480,21 @@ class Store(Protocol):
                               part: dict[str, Any], now: datetime) -> StationReport: ...
     async def station_reports(self, cp_id: str, kind: str,
                               request_id: int | None = None) -> list[StationReport]: ...
+    async def variable_instances(self, cp_id: str, component: str,
+                                 variable: str) -> dict[str, str | None]: ...
+
+    # Firmware and log transfers asked of a station (csms.store.sqlite_transfers)
+    async def add_transfer(self, cp_id: str, family: str, action: str,
+                           payload: dict[str, Any], with_request_id: bool,
+                           now: datetime) -> TransferRecord: ...
+    async def answer_transfer(self, transfer_id: int, payload: dict[str, Any],
+                              answer_status: str, file_name: str | None,
+                              now: datetime) -> TransferRecord: ...
+    async def notify_transfer(self, cp_id: str, family: str, request_id: int | None,
+                              status: str, now: datetime) -> TransferRecord | None: ...
+    async def get_transfer(self, transfer_id: int) -> TransferRecord | None: ...
+    async def list_transfers(self, cp_id: str, family: str | None = None,
+                             limit: int = 20) -> list[TransferRecord]: ...
 
     # Local authorization lists and reservations (csms.store.sqlite_authlist)
     async def local_list(self, cp_id: str) -> LocalListRecord | None: ...

@@ -593,3 +593,49 @@ MIGRATIONS.append(
     UPDATE charge_points SET boot_status = 'Accepted' WHERE booted_at IS NOT NULL;
     """
 )
+
+MIGRATIONS.append(
+    # 20: firmware updates, firmware publications and log uploads asked of a station: one row per
+    # request, its answer and the status its notifications report (matched by requestId, or
+    # for 1.6 FirmwareStatusNotification / DiagnosticsStatusNotification, which carry none,
+    # the charger's latest open request of that family). The device model also keeps a
+    # variable's instance, so DeviceDataCtrlr ItemsPerMessage[GetVariables] and
+    # ItemsPerMessage[SetVariables] no longer overwrite each other.
+    """
+    CREATE TABLE transfer_requests (
+        id INTEGER PRIMARY KEY,
+        cp_id TEXT NOT NULL,
+        family TEXT NOT NULL,
+        action TEXT NOT NULL,
+        request_id INTEGER,
+        payload TEXT NOT NULL,
+        answer_status TEXT,
+        status TEXT NOT NULL,
+        file_name TEXT,
+        history TEXT NOT NULL DEFAULT '[]',
+        open INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX transfer_requests_cp ON transfer_requests (cp_id, family, id);
+    CREATE TABLE variables_by_instance (
+        cp_id TEXT NOT NULL,
+        component TEXT NOT NULL,
+        evse_id INTEGER NOT NULL DEFAULT 0,
+        variable TEXT NOT NULL,
+        instance TEXT NOT NULL DEFAULT '',
+        attribute TEXT NOT NULL DEFAULT 'Actual',
+        value TEXT,
+        raw TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (cp_id, component, evse_id, variable, instance, attribute)
+    );
+    INSERT INTO variables_by_instance (cp_id, component, evse_id, variable, instance,
+                                       attribute, value, raw, updated_at)
+        SELECT cp_id, component, evse_id, variable,
+               COALESCE(json_extract(raw, '$.variable.instance'), ''), attribute, value, raw,
+               updated_at FROM variables;
+    DROP TABLE variables;
+    ALTER TABLE variables_by_instance RENAME TO variables;
+    """
+)

@@ -30,6 +30,7 @@ from csms.store.sqlite_networks import NetworksMixin
 from csms.store.sqlite_relay import RelayMixin
 from csms.store.sqlite_reports import ReportsMixin
 from csms.store.sqlite_sessions import SessionsMixin
+from csms.store.sqlite_transfers import TransfersMixin
 from csms.store.sqlite_webhooks import WebhooksMixin
 from csms.store.writer import BatchWriter
 
@@ -92,7 +93,8 @@ class FrameLog:
 
 class SqliteStore(ChargePointsMixin, SessionsMixin, CostsMixin, LoadMixin, CommandsMixin, KeysMixin,
                   CatalogMixin, ApiSessionsMixin, InventoryMixin, RelayMixin, WebhooksMixin,
-                  NetworksMixin, AlertsMixin, ReportsMixin, AuthListMixin, SqliteBase):
+                  NetworksMixin, AlertsMixin, ReportsMixin, AuthListMixin, TransfersMixin,
+                  SqliteBase):
     """The embedded store: one writer thread committing in groups, one reading connection."""
 
     def __init__(self, path: str) -> None:

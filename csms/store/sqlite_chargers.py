@@ -172,21 +172,31 @@ class ChargePointsMixin(SqliteBase):
             for attr in v.get("variableAttribute", [{"type": "Actual", "value": None}]):
                 rows.append((
                     cp_id, comp.get("name", ""), evse, var.get("name", ""),
-                    attr.get("type", "Actual"), attr.get("value"), json.dumps(v), _ts(now),
+                    var.get("instance") or "", attr.get("type", "Actual"), attr.get("value"),
+                    json.dumps(v), _ts(now),
                 ))
         db.executemany(
-            "INSERT OR REPLACE INTO variables (cp_id, component, evse_id, variable,"
-            " attribute, value, raw, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO variables (cp_id, component, evse_id, variable, instance,"
+            " attribute, value, raw, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
             rows,
         )
 
     async def get_variables(self, cp_id: str) -> list[dict[str, Any]]:
         rows = await self._all(
             "SELECT component, evse_id, variable, attribute, value FROM variables"
-            " WHERE cp_id=? ORDER BY component, evse_id, variable, attribute",
+            " WHERE cp_id=? ORDER BY component, evse_id, variable, instance, attribute",
             (cp_id,),
         )
         return [dict(r) for r in rows]
+
+    async def variable_instances(self, cp_id: str, component: str,
+                                 variable: str) -> dict[str, str | None]:
+        """The Actual value of each instance ('' for none) of a station-wide variable, as
+        the station reported it (NotifyReport)."""
+        rows = await self._all(
+            "SELECT instance, value FROM variables WHERE cp_id=? AND component=? AND evse_id=0"
+            " AND variable=? AND attribute='Actual'", (cp_id, component, variable))
+        return {r["instance"]: r["value"] for r in rows}
 
     async def record_status(self, event: StatusChanged) -> None:
         await self._record_status(event)
