@@ -25,6 +25,7 @@ from rich.table import Table
 from adapters.cli import authlist, certificates, station_ops
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
+from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
 from csms.alerts import OPEN, controllability, to_api
 from csms.api_keys import SCOPES, ApiKeys, ScopeError, parse_scopes
 from csms.clock import Clock, ScaledClock, parse_iso
@@ -44,7 +45,6 @@ charger = typer.Typer(help="A charger's registration: accept, pending, reject (t
 app.add_typer(charger, name="charger")
 console = Console()
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
@@ -59,15 +59,6 @@ def _config(path: Path | None) -> Config:
             say(line)
         raise typer.Exit(2) from None
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @app.command()
@@ -127,7 +118,7 @@ def chargers(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         out = []
         for r in records:
             can, why = controllability(r.capabilities, r.firmware, operator(r.cp_id))
-            out.append({**_jsonable(asdict(r)), "controllable": can, "controllable_why": why})
+            out.append({**jsonable(asdict(r)), "controllable": can, "controllable_why": why})
         typer.echo(json.dumps(out, indent=2))
         return
     table = Table("charge point", "protocol", "online", "vendor / model", "controllable",
@@ -174,7 +165,7 @@ def sessions(config: ConfigOpt = None, active: Annotated[bool, typer.Option(
     cfg = _config(config)
     records = asyncio.run(_with_store(cfg, lambda s: s.list_sessions(active_only=active)))
     if as_json:
-        typer.echo(json.dumps([_jsonable(asdict(r)) for r in records], indent=2))
+        typer.echo(json.dumps([jsonable(asdict(r)) for r in records], indent=2))
         return
     table = Table("session", "charger", "connector", "id tag", "start", "stop", "kWh")
     for r in records:
@@ -232,10 +223,6 @@ def add_charger(cp_id: str, config: ConfigOpt = None, password: Annotated[str | 
     typer.echo(f"registered {cp_id}" + (" with a password" if password else ""))
 
 
-UrlOpt = Annotated[str | None, typer.Option(
-    "--url", help="the running server's HTTP API (default: from the config's [http])")]
-KeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", envvar="LOADSTAR_API_KEY", help="an API key with the write scope")]
 
 
 def _register(cp_id: str, status: str, config: Path | None, url: str | None,

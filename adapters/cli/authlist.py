@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from adapters.cli.lifecycle import say
+from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
 from adapters.cli.relay_channel import RelayChannel, RelayRefused, relay_client
 from csms.clock import SystemClock, parse_iso
 from csms.config import Config
@@ -26,25 +27,11 @@ T = TypeVar("T")
 local_list = typer.Typer(help="Local authorization lists kept in step with the id tags.",
                          no_args_is_help=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
-UrlOpt = Annotated[str | None, typer.Option(
-    "--url", help="the running server's HTTP API (default: from the config)")]
-KeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", envvar="LOADSTAR_API_KEY", help="an API key with the write scope")]
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _print(value: Any) -> None:
-    typer.echo(json.dumps(_jsonable(value), indent=2))
+    typer.echo(json.dumps(jsonable(value), indent=2))
 
 
 def run_with_relay(config: Config, url: str | None, api_key: str | None,

@@ -16,6 +16,7 @@ import typer
 
 from adapters.cli.authlist import run_with_relay
 from adapters.cli.lifecycle import say
+from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt
 from adapters.cli.relay_channel import RelayChannel
 from csms.commands import CommandResult
 from csms.config import Config
@@ -26,11 +27,6 @@ from csms.store import Store
 certificate = typer.Typer(help="Certificates of chargers and Loadstar's CA.",
                           no_args_is_help=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
-UrlOpt = Annotated[str | None, typer.Option(
-    "--url", help="the running server's HTTP API (default: from the config)")]
-KeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", envvar="LOADSTAR_API_KEY", help="an API key with the write scope")]
 
 
 def _answered(result: CommandResult) -> None:

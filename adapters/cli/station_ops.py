@@ -16,6 +16,7 @@ import typer
 
 from adapters.cli.authlist import run_with_relay
 from adapters.cli.lifecycle import say
+from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
 from adapters.cli.relay_channel import RelayChannel
 from csms.clock import SystemClock, parse_iso
 from csms.config import Config
@@ -34,28 +35,14 @@ logs = typer.Typer(help="Log uploads (GetDiagnostics, GetLog).", no_args_is_help
 variables = typer.Typer(help="2.0.1 variables, split to the station's message limits.",
                         no_args_is_help=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config.toml to use")]
-UrlOpt = Annotated[str | None, typer.Option(
-    "--url", help="the running server's HTTP API (default: from the config)")]
-KeyOpt = Annotated[str | None, typer.Option(
-    "--api-key", envvar="LOADSTAR_API_KEY", help="an API key with the write scope")]
 RetriesOpt = Annotated[int | None, typer.Option("--retries", min=0)]
 IntervalOpt = Annotated[int | None, typer.Option("--retry-interval", min=0,
                                                  help="seconds between retries")]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
 
 def _print(value: Any) -> None:
-    typer.echo(json.dumps(_jsonable(value), indent=2))
+    typer.echo(json.dumps(jsonable(value), indent=2))
 
 
 def _when(text: str | None) -> datetime | None:
