@@ -13,6 +13,7 @@ import base64
 from typing import Any
 
 import structlog
+from cryptography.x509 import ocsp
 
 from csms.ocpp.context import Handler, HandlerContext, Payload
 from csms.ocpp.station_reports import required
@@ -138,3 +139,26 @@ async def get_15118_ev_certificate(ctx: HandlerContext, p: Payload) -> Payload:
                 "statusInfo": _status_info("EndpointFailed", str(e))}
     log.info("ev_certificate_forwarded", cp_id=ctx.cp_id, action=p["action"], status=status)
     return {"status": status, "exiResponse": exi}
+
+
+async def contract_certificate_status(ctx: HandlerContext, hash_data: list[Payload]) -> str:
+    """C07: what the OCSP responders named in an eMAID's certificate hash data say of its
+    contract certificate chain. Accepted only when each certificate is known good; a chain
+    whose status cannot be had (no responder answers) is not accepted (CertChainError)."""
+    pki = ctx.central.pki
+    for data in hash_data:
+        try:
+            if pki is None:
+                raise OcspFailed("no OCSP client")
+            der = await pki.certificate_status(data)
+        except OcspFailed as e:
+            log.warning("contract_ocsp_failed", cp_id=ctx.cp_id,
+                        responder=data.get("responderURL"), reason=str(e))
+            return "CertChainError"
+        status = ocsp.load_der_ocsp_response(der).certificate_status
+        if status is not ocsp.OCSPCertStatus.GOOD:
+            log.warning("contract_certificate_not_good", cp_id=ctx.cp_id, status=status.name,
+                        serial=data.get("serialNumber"))
+            return "CertificateRevoked" if status is ocsp.OCSPCertStatus.REVOKED \
+                else "NoCertificateAvailable"
+    return "Accepted"

@@ -15,6 +15,7 @@ from csms.domain import (
     TransactionEvent201,
 )
 from csms.ocpp.certificate_messages import (
+    contract_certificate_status,
     get_15118_ev_certificate,
     get_certificate_status,
     sign_certificate,
@@ -84,7 +85,16 @@ async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
 
 async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
     info = await ctx.central.authorize(p["idToken"]["idToken"])
-    return {"idTokenInfo": _id_token_info(info)}
+    out: Payload = {"idTokenInfo": _id_token_info(info)}
+    hash_data = p.get("iso15118CertificateHashData")
+    if hash_data:
+        # C07: an eMAID with its contract certificate named; a chain not known good does
+        # not authorize, whatever the token's own status.
+        status = await contract_certificate_status(ctx, hash_data)
+        out["certificateStatus"] = status
+        if status != "Accepted" and info.status == "Accepted":
+            out["idTokenInfo"]["status"] = "Invalid"
+    return out
 
 
 async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:

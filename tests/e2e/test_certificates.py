@@ -258,6 +258,31 @@ async def test_m06_certificate_status_is_asked_of_the_ocsp_responder(
         [app.url, gone["responderURL"]]
 
 
+async def test_c07_an_emaid_is_authorized_only_with_its_contract_certificate_known_good(
+        server: Loadstar, url: Any,
+        responder: tuple[HttpApp, x509.Certificate, x509.Certificate]) -> None:
+    app, ca, leaf = responder
+    key_bits = ca.public_key().public_bytes(serialization.Encoding.X962,
+                                            serialization.PublicFormat.UncompressedPoint)
+    good = {"hashAlgorithm": "SHA256",
+            "issuerNameHash": hashlib.sha256(ca.subject.public_bytes()).hexdigest(),
+            "issuerKeyHash": hashlib.sha256(key_bits).hexdigest(),
+            "serialNumber": format(leaf.serial_number, "x"), "responderURL": app.url}
+    token = {"idToken": "DE*LDS*C12345678*9", "type": "eMAID"}
+    c = await booted(url, "EMAID1", V201)
+    ok = await answered(c, "Authorize", {"idToken": token,
+                                         "iso15118CertificateHashData": [good]})
+    assert ok["certificateStatus"] == "Accepted" and ok["idTokenInfo"]["status"] == "Accepted"
+    assert len(app.bodies) == 1  # the responder was really asked
+    # No responder answers: the chain's status is unknown, and the token does not authorize.
+    gone = {**good, "responderURL": f"http://127.0.0.1:{free_port()}/"}
+    refused = await answered(c, "Authorize", {"idToken": token,
+                                              "iso15118CertificateHashData": [gone]})
+    await c.close()
+    assert refused["certificateStatus"] == "CertChainError"
+    assert refused["idTokenInfo"]["status"] == "Invalid"
+
+
 @pytest.fixture
 def contract_endpoint() -> Iterator[HttpApp]:
     def answer(body: bytes) -> tuple[int, str, bytes]:
