@@ -167,8 +167,10 @@ class Central:
         await self.store.record_status(event)
         self.bus.publish(event)
 
-    async def authorize(self, id_tag: str | None) -> IdTagInfo:
-        """Accept all tags, or check the id-tag list (blocked, expired, unknown)."""
+    async def authorize(self, id_tag: str | None,
+                        at: tuple[str, int | None] | None = None) -> IdTagInfo:
+        """Accept all tags, or check the id-tag list (blocked, expired, unknown, already in
+        a transaction elsewhere than `at`: a charger, or one connector of it)."""
         if id_tag is None:
             return IdTagInfo("Accepted")
         known = await self.store.get_id_tag(id_tag)
@@ -178,11 +180,20 @@ class Central:
             return IdTagInfo("Invalid")
         if known.status == "Accepted" and known.expiry is not None and known.expiry <= self.now():
             return IdTagInfo("Expired", known.expiry, known.parent_id_tag)
+        if known.status == "Accepted" and at is not None and not self.config.allow_concurrent_tx \
+                and await self._elsewhere(id_tag, at):
+            return IdTagInfo("ConcurrentTx", known.expiry, known.parent_id_tag)
         return known
+
+    async def _elsewhere(self, id_tag: str, at: tuple[str, int | None]) -> bool:
+        """Whether `id_tag` has an open session other than on `at`."""
+        cp_id, connector_id = at
+        return any(cp != cp_id or (connector_id is not None and n != connector_id)
+                   for cp, n in await self.store.open_sessions_of_tag(id_tag))
 
     async def start_transaction(self, event: TransactionStarted) -> StartDecision:
         """Store a start (once, even when the charger retries) and give its transaction id."""
-        info = await self.authorize(event.id_tag)
+        info = await self.authorize(event.id_tag, (event.cp_id, event.connector_id))
         session_id, duplicate = await self.store.start_transaction(event)
         if duplicate:
             log.info("duplicate_start_transaction", transaction_id=session_id)
@@ -212,7 +223,10 @@ class Central:
         else:
             log.info("duplicate_transaction_event", transaction_id=event.ocpp_tx_id,
                      seq_no=event.seq_no)
-        return None if event.id_tag is None else await self.authorize(event.id_tag)
+        if event.id_tag is None:
+            return None
+        # Its own transaction is open on its EVSE: only one elsewhere is concurrent.
+        return await self.authorize(event.id_tag, (event.cp_id, event.connector_id))
 
     async def session_cost(self, cp_id: str, ocpp_tx_id: str) -> Decimal | None:
         """The transaction's cost so far, final once it ended, and kept; None where its site

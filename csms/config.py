@@ -78,6 +78,9 @@ class OcppConfig(_Section):
     # transaction on a station, not start one; set on each 2.0.1 station after its boot
     # (AuthCtrlr.MasterPassGroupId). Empty: no master pass.
     master_pass_group: str = ""
+    # A tag of the id-tag list already in a transaction elsewhere is answered ConcurrentTx
+    # (on the same charger it is not: its driver may present it to stop). True allows it.
+    allow_concurrent_tx: bool = False
     meter_sample_interval_s: NonNegativeInt = 60  # 0: no periodic samples
     meter_measurands: list[str] = Field(
         default_factory=lambda: [

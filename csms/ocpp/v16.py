@@ -83,7 +83,8 @@ async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
-    return {"idTagInfo": _id_tag_info(await ctx.central.authorize(p["idTag"]))}
+    # A tag in a transaction on this charger may be presented to stop it: not concurrent.
+    return {"idTagInfo": _id_tag_info(await ctx.central.authorize(p["idTag"], (ctx.cp_id, None)))}
 
 
 async def start_transaction(ctx: HandlerContext, p: Payload) -> Payload:

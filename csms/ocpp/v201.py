@@ -84,7 +84,8 @@ async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
-    info = await ctx.central.authorize(p["idToken"]["idToken"])
+    # A token in a transaction on this station may be presented to stop it: not concurrent.
+    info = await ctx.central.authorize(p["idToken"]["idToken"], (ctx.cp_id, None))
     out: Payload = {"idTokenInfo": _id_token_info(info)}
     hash_data = p.get("iso15118CertificateHashData")
     if hash_data:

@@ -639,3 +639,11 @@ MIGRATIONS.append(
     ALTER TABLE variables_by_instance RENAME TO variables;
     """
 )
+
+MIGRATIONS.append(
+    # 21: open sessions by id tag, so an authorization can tell a tag already charging
+    # elsewhere (ConcurrentTx) without reading every session.
+    """
+    CREATE INDEX sessions_open_by_tag ON sessions (id_tag) WHERE stopped_at IS NULL;
+    """
+)

@@ -68,6 +68,12 @@ class SessionsMixin(SqliteBase):
 
     # -- authorization ---------------------------------------------------------------------
 
+    async def open_sessions_of_tag(self, id_tag: str) -> list[tuple[str, int]]:
+        """(charger, connector) of every open session started with `id_tag`."""
+        rows = await self._all("SELECT cp_id, connector_id FROM sessions"
+                               " WHERE id_tag=? AND stopped_at IS NULL", (id_tag,))
+        return [(r["cp_id"], r["connector_id"]) for r in rows]
+
     async def get_id_tag(self, id_tag: str) -> IdTagInfo | None:
         row = await self._one("SELECT * FROM id_tags WHERE id_tag=?", (id_tag,))
         if row is None:
