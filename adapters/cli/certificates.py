@@ -20,6 +20,7 @@ from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt
 from adapters.cli.relay_channel import RelayChannel
 from csms.commands import CommandResult
 from csms.config import Config
+from csms.pki import ocsp
 from csms.pki import station_certificates as certs
 from csms.pki.service import ca_paths
 from csms.store import Store
@@ -84,7 +85,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
             say("give exactly one of --pem and --hash-data")
             raise typer.Exit(2)
         try:
-            named = certs.hash_data(pem_file.read_text()) if pem_file is not None \
+            named = ocsp.hash_data(pem_file.read_text()) if pem_file is not None \
                 else json.loads(hash_data or "")
         except ValueError as e:
             say(f"cannot read the certificate to delete: {e}")

@@ -13,6 +13,8 @@ import base64
 from typing import Any
 
 import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from csms.ocpp.context import Handler, HandlerContext, Payload
@@ -20,7 +22,7 @@ from csms.ocpp.station_reports import required
 from csms.pki.ca import Issued
 from csms.pki.contract import ContractFailed
 from csms.pki.csr import STATION, CsrRefused, parse_csr
-from csms.pki.ocsp import OcspFailed
+from csms.pki.ocsp import OcspFailed, hash_data
 
 log = structlog.get_logger("csms.ocpp.certificate_messages")
 
@@ -139,6 +141,28 @@ async def get_15118_ev_certificate(ctx: HandlerContext, p: Payload) -> Payload:
                 "statusInfo": _status_info("EndpointFailed", str(e))}
     log.info("ev_certificate_forwarded", cp_id=ctx.cp_id, action=p["action"], status=status)
     return {"status": status, "exiResponse": exi}
+
+
+def chain_hash_data(pem_chain: str) -> list[Payload]:
+    """OCSP request data for each certificate of a PEM chain (leaf first) but its last: the
+    hashes naming it under the next one, and the OCSP URL it names (none: no responderURL,
+    so it cannot be checked). ValueError when the text is not a chain of certificates."""
+    certs = x509.load_pem_x509_certificates(pem_chain.encode("utf-8"))
+    out: list[Payload] = []
+    for cert, issuer in zip(certs, certs[1:], strict=False):
+        data = hash_data(cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                         issuer.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+        try:
+            access = cert.extensions.get_extension_for_class(
+                x509.AuthorityInformationAccess).value
+            urls = [d.access_location.value for d in access
+                    if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP]
+        except x509.ExtensionNotFound:
+            urls = []
+        out.append({**data, "responderURL": urls[0]} if urls else data)
+    if not out:
+        raise ValueError("a contract certificate chain needs the certificate and its issuer")
+    return out
 
 
 async def contract_certificate_status(ctx: HandlerContext, hash_data: list[Payload]) -> str:

@@ -15,6 +15,7 @@ from csms.domain import (
     TransactionEvent201,
 )
 from csms.ocpp.certificate_messages import (
+    chain_hash_data,
     contract_certificate_status,
     get_15118_ev_certificate,
     get_certificate_status,
@@ -88,10 +89,14 @@ async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
     info = await ctx.central.authorize(p["idToken"]["idToken"], (ctx.cp_id, None))
     out: Payload = {"idTokenInfo": _id_token_info(info)}
     hash_data = p.get("iso15118CertificateHashData")
-    if hash_data:
-        # C07: an eMAID with its contract certificate named; a chain not known good does
-        # not authorize, whatever the token's own status.
-        status = await contract_certificate_status(ctx, hash_data)
+    if hash_data or p.get("certificate"):
+        # C07: an eMAID with its contract certificate named (by hashes, or the chain itself);
+        # a chain not known good does not authorize, whatever the token's own status.
+        try:
+            hash_data = hash_data or chain_hash_data(p["certificate"])
+            status = await contract_certificate_status(ctx, hash_data)
+        except ValueError:
+            status = "CertChainError"
         out["certificateStatus"] = status
         if status != "Accepted" and info.status == "Accepted":
             out["idTokenInfo"]["status"] = "Invalid"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -55,3 +56,17 @@ async def query(data: dict[str, Any], client: httpx.AsyncClient) -> bytes:
     if response.serial_number != int(data["serialNumber"], 16):
         raise OcspFailed("responder answered about another certificate")
     return reply.content
+
+
+def hash_data(pem: str, issuer_pem: str | None = None,
+              algorithm: str = "SHA256") -> dict[str, Any]:
+    """CertificateHashData naming the certificate in `pem` (a root is its own issuer)."""
+    cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
+    issuer = cert if issuer_pem is None else x509.load_pem_x509_certificate(
+        issuer_pem.encode("utf-8"))
+    hashers = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+    request = ocsp.OCSPRequestBuilder().add_certificate(
+        cert, issuer, hashers[algorithm]()).build()
+    return {"hashAlgorithm": algorithm, "issuerNameHash": request.issuer_name_hash.hex(),
+            "issuerKeyHash": request.issuer_key_hash.hex(),
+            "serialNumber": format(request.serial_number, "x")}

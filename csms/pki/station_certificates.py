@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509 import ocsp
 
 from csms.commands import CommandResult
 from csms.ocpp.errors import V16
@@ -63,20 +61,6 @@ def get_installed_payload(version: str, certificate_types: list[str] | None) -> 
     if not certificate_types:
         return {}
     return {"certificateType": [_type_for(version, t, IDS_V201) for t in certificate_types]}
-
-
-def hash_data(pem: str, issuer_pem: str | None = None,
-              algorithm: str = "SHA256") -> Payload:
-    """CertificateHashData naming the certificate in `pem` (a root is its own issuer)."""
-    cert = x509.load_pem_x509_certificate(pem.encode("utf-8"))
-    issuer = cert if issuer_pem is None else x509.load_pem_x509_certificate(
-        issuer_pem.encode("utf-8"))
-    hashers = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
-    request = ocsp.OCSPRequestBuilder().add_certificate(
-        cert, issuer, hashers[algorithm]()).build()
-    return {"hashAlgorithm": algorithm, "issuerNameHash": request.issuer_name_hash.hex(),
-            "issuerKeyHash": request.issuer_key_hash.hex(),
-            "serialNumber": format(request.serial_number, "x")}
 
 
 def delete_payload(certificate_hash_data: Payload) -> Payload:

@@ -30,6 +30,7 @@ from adapters.http.app import create_app
 from adapters.http.server import HttpServer
 from csms.ocpp.framing import validate
 from csms.pki import station_certificates
+from csms.pki.ocsp import hash_data
 from csms.service import Loadstar
 from csms.typed_calls import CommandsChannel
 from tests.conftest import make_config
@@ -283,6 +284,57 @@ async def test_c07_an_emaid_is_authorized_only_with_its_contract_certificate_kno
     assert refused["idTokenInfo"]["status"] == "Invalid"
 
 
+async def test_c07_an_emaid_with_its_certificate_chain_is_checked_at_the_ocsp_url_it_names(
+        server: Loadstar, url: Any) -> None:
+    issued: dict[str, x509.Certificate] = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("MO test CA", ca_key, None, ca_key)
+
+    def answer(body: bytes) -> tuple[int, str, bytes]:
+        request = ocsp.load_der_ocsp_request(body)
+        leaf = issued["leaf"]
+        status = ocsp.OCSPCertStatus.GOOD if request.serial_number == leaf.serial_number \
+            else ocsp.OCSPCertStatus.UNKNOWN
+        response = (ocsp.OCSPResponseBuilder()
+                    .add_response(cert=leaf, issuer=ca, algorithm=hashes.SHA256(),
+                                  cert_status=status, this_update=NOW,
+                                  next_update=NOW + timedelta(hours=1), revocation_time=None,
+                                  revocation_reason=None)
+                    .responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+                    .sign(ca_key, hashes.SHA256()))
+        return 200, "application/ocsp-response", response.public_bytes(
+            serialization.Encoding.DER)
+
+    app = HttpApp(answer)
+    try:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "DE-LDS-C12345678-9")])
+        issued["leaf"] = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(ca.subject)
+            .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=1))
+            .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(app.url))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+        chain = "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+                        for cert in (issued["leaf"], ca))
+        token = {"idToken": "DE*LDS*C12345678*9", "type": "eMAID"}
+        c = await booted(url, "EMAID2", V201)
+        ok = await answered(c, "Authorize", {"idToken": token, "certificate": chain})
+        # A chain with no issuer to name the leaf under cannot be checked.
+        alone = await answered(c, "Authorize", {"idToken": token, "certificate": chain[
+            :chain.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----\n")]})
+        await c.close()
+    finally:
+        app.close()
+    assert ok["certificateStatus"] == "Accepted" and ok["idTokenInfo"]["status"] == "Accepted"
+    [asked] = [ocsp.load_der_ocsp_request(b) for b in app.bodies]
+    assert asked.serial_number == issued["leaf"].serial_number
+    assert alone["certificateStatus"] == "CertChainError"
+    assert alone["idTokenInfo"]["status"] == "Invalid"
+
+
 @pytest.fixture
 def contract_endpoint() -> Iterator[HttpApp]:
     def answer(body: bytes) -> tuple[int, str, bytes]:
@@ -387,7 +439,7 @@ async def test_m05_m03_m04_install_list_and_delete_a_root_certificate(
     listed = await station_certificates.get_installed_certificate_ids(
         commands, cp_id, ["CSMSRootCertificate"])
     assert listed.ok
-    ours = station_certificates.hash_data(root)
+    ours = hash_data(root)
     if subprotocol == V16:
         assert listed.response["certificateHashData"] == [ours]  # type: ignore[index]
     else:
