@@ -107,7 +107,11 @@ async def test_an_ocpp_transaction_is_a_charging_session(
     assert s["transactionId"] == tx and s["active"] is True and s["source"] == "ocpp"
     assert s["chargingRateUnit"] == "W" and s["priority"] == 3 and s["sessionEnd"] is None
     one = (await client.get(f"/v2/charging_sessions/{s['id']}", headers=headers)).json()
-    assert one["total"] == 1 and one["data"][0] == s
+    # The car charges on: a reading between the two reads moves what it measures.
+    measured = {"meterStop", "energyConsumption", "updated", "totalCost"}
+    assert one["total"] == 1
+    assert {k: v for k, v in one["data"][0].items() if k not in measured} == \
+        {k: v for k, v in s.items() if k not in measured}
     by_tx = (await client.get("/v2/charging_sessions/", headers=headers,
                               params={"transaction_id": tx})).json()
     assert [x["id"] for x in by_tx["data"]] == [s["id"]]

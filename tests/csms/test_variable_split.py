@@ -73,7 +73,8 @@ async def test_b06_the_device_model_keeps_each_instance_also_of_rows_kept_before
     path = tmp_path / "old.db"
     # A database as the version before this one left it: one row per variable, any instance.
     db = sqlite3.connect(path)
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
+    by_instance = next(i for i, m in enumerate(MIGRATIONS) if "variables_by_instance" in m)
+    for number, script in enumerate(MIGRATIONS[:by_instance], start=1):
         db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
     raw = {"component": {"name": "DeviceDataCtrlr"},
            "variable": {"name": "ItemsPerMessage", "instance": "GetVariables"}}
