@@ -410,3 +410,25 @@ async def test_a_message_whose_connection_drops_before_the_answer_is_not_sent_ag
         assert len(sent) == 1
     finally:
         await again.close()
+
+
+@pytest.mark.parametrize(("protocol", "frame"), [
+    ("ocpp1.6", [2, "etm-1", "ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}]),
+    ("ocpp2.0.1", [2, "gr-1", "GetReport", {"requestId": 5,
+                                            "componentCriteria": ["Available"]}]),
+])
+async def test_actions_without_a_helper_reach_the_charger_through_the_relay(
+        server: Loadstar, client: httpx.AsyncClient, protocol: str, frame: list) -> None:
+    cp_id = f"RLY{protocol[-3:]}"
+    sim = await charger(server, cp_id, protocol)
+    try:
+        r = await client.post(f"/v2/ocpp_messages/{cp_id}", json=json.dumps(frame))
+        assert r.status_code == 200, r.text
+        [message] = r.json()["data"]
+        # Answered, whatever the charger made of it: a result or its CALLERROR.
+        assert message["response"][:2] in ([3, frame[1]], [4, frame[1]])
+        [command] = [c for c in await server.store.list_commands(cp_id)
+                     if c.action == frame[2]]
+        assert command.status in ("accepted", "rejected", "failed")
+    finally:
+        await sim.stop()
