@@ -51,6 +51,14 @@ def big_ev(max_kw: float = 22.0) -> EV:
     return EV(battery_kwh=500.0, soc=0.1, max_power_kw=max_kw)
 
 
+def floor_held(live: Any, cp_id: str) -> bool:
+    """Whether connector 1 of `cp_id` holds a floor (False while the charger or the connector
+    is not known yet)."""
+    cp = live.chargers.get(cp_id)
+    c = None if cp is None else cp.connectors.get(1)
+    return c is not None and bool(c.held_floor_w)
+
+
 def site_config(tmp_path: Path, **load: Any) -> Config:
     config = make_config(tmp_path)
     # The server sets every charger's meter interval after boot; keep it short.
@@ -578,8 +586,7 @@ async def test_steady_hour_with_tapering_cars_sends_no_more_profiles_than_the_ca
         # while another charger's floor is unconfirmed is planned at 0 A (that charger might
         # draw its maximum), which is a start-up transient and not what this test is about.
         live = site.server.planner.live
-        await site.until(lambda: all(live.chargers[c.cp_id].connectors[1].held_floor_w
-                                     for c in chargers), 60)
+        await site.until(lambda: all(floor_held(live, c.cp_id) for c in chargers), 60)
         t0 = site.clock.now()
         # Cars in their taper (above 80 % charge) draw a little less every minute, and the
         # planner lends what they leave to the others: a stream of small changes that the
@@ -624,8 +631,7 @@ async def test_a_lent_car_that_ramps_up_gets_its_share_back_without_waiting_out_
         others = [await site.add("BIG0", "ocpp2.0.1"), await site.add("BIG1", "ocpp1.6")]
         site.start_sampling()
         live = site.server.planner.live
-        await site.until(lambda: all(live.chargers[c.cp_id].connectors[1].held_floor_w
-                                     for c in (lender, *others)), 60)
+        await site.until(lambda: all(floor_held(live, c.cp_id) for c in (lender, *others)), 60)
         slow = EV(battery_kwh=500.0, soc=0.1, max_power_kw=4.0)
         await lender.plug_in(1, slow)
         for c in others:
@@ -651,8 +657,7 @@ async def test_a_car_that_falls_from_its_limit_is_lent_at_once_not_after_the_len
                     await site.add("BIG1", "ocpp1.6")]
         site.start_sampling()
         live = site.server.planner.live
-        await site.until(lambda: all(live.chargers[c.cp_id].connectors[1].held_floor_w
-                                     for c in chargers), 60)
+        await site.until(lambda: all(floor_held(live, c.cp_id) for c in chargers), 60)
         car = big_ev()
         await chargers[0].plug_in(1, car)
         for c in chargers[1:]:
