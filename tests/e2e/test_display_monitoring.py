@@ -5,14 +5,20 @@ report parts, assembled per requestId."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from adapters.http.app import create_app
+from adapters.http.server import HttpServer
 from csms.config import Config
 from csms.helper_versions import WrongVersion
 from csms.network_profile import NetworkProfile, set_network_profile
 from csms.service import Loadstar
-from tests.e2e.stations import station
+from tests.adapters.catalog_helpers import key
+from tests.e2e.stations import sent, station
+from tests.e2e.test_station_ops_cli import cli
 
 
 @pytest.fixture
@@ -20,6 +26,16 @@ def config(config: Config) -> Config:
     config.load.enabled = False
     config.ocpp.configure_after_boot = False
     return config
+
+
+@pytest.fixture
+async def http(server: Loadstar) -> AsyncIterator[HttpServer]:
+    http = HttpServer(create_app(server), "127.0.0.1", 0)
+    await http.start()
+    try:
+        yield http
+    finally:
+        await http.stop()
 
 
 def shown(message_id: int, text: str) -> dict:
@@ -198,4 +214,76 @@ async def test_display_monitoring_and_network_helpers_refuse_a_1_6_charger_befor
         with pytest.raises(WrongVersion, match="2.0.1 only"):
             await call
     assert await server.store.list_commands("OLD16B", limit=10) == []
+    await c.close()
+
+
+async def relay_args(server: Loadstar, http: HttpServer) -> list[str]:
+    api_key = (await key(server, "read", "write"))["Authorization"].split()[1]
+    return ["--url", f"http://127.0.0.1:{http.port}", "--api-key", api_key]
+
+
+async def test_o01_o03_o05_cli_display_set_list_clear_through_the_relay(
+        server: Loadstar, url, http: HttpServer, config: Config, tmp_path: Path) -> None:
+    c = await station(url, "CLIDSP", "ocpp2.0.1", {
+        "SetDisplayMessage": lambda p: {"status": "Accepted"},
+        "GetDisplayMessages": lambda p: {"status": "Unknown"},
+        "ClearDisplayMessage": lambda p: {"status": "Unknown"}})
+    relay = await relay_args(server, http)
+    code, out = await cli(tmp_path, config, "display", "set", "CLIDSP", "4", "Hello",
+                          "--priority", "AlwaysFront", *relay)
+    assert code == 0 and out["response"] == {"status": "Accepted"}, out
+    [call] = await sent(c, "SetDisplayMessage")
+    assert call["message"]["message"]["content"] == "Hello"
+    assert call["message"]["priority"] == "AlwaysFront"
+    code, out = await cli(tmp_path, config, "display", "list", "CLIDSP", "--id", "4", *relay)
+    assert code == 0 and out["status"] == "Unknown" and out["items"] == [], out
+    code, out = await cli(tmp_path, config, "display", "clear", "CLIDSP", "4", *relay)
+    assert code == 1 and out["response"] == {"status": "Unknown"}, out
+    await c.close()
+
+
+async def test_n05_n02_cli_monitoring_level_and_report_through_the_relay(
+        server: Loadstar, url, http: HttpServer, config: Config, tmp_path: Path) -> None:
+    c = await station(url, "CLIMON", "ocpp2.0.1", {
+        "SetMonitoringLevel": lambda p: {"status": "Accepted"},
+        "SetVariableMonitoring": lambda p: {"setMonitoringResult": [
+            {"status": "Rejected", "type": m["type"], "severity": m["severity"],
+             "component": m["component"], "variable": m["variable"]}
+            for m in p["setMonitoringData"]]},
+        "GetMonitoringReport": lambda p: {"status": "EmptyResultSet"}})
+    relay = await relay_args(server, http)
+    code, out = await cli(tmp_path, config, "monitoring", "level", "CLIMON", "3", *relay)
+    assert code == 0, out
+    code, out = await cli(tmp_path, config, "monitoring", "set", "CLIMON", "EVSE@1.Power",
+                          "--type", "UpperThreshold", "--value", "7000", "--severity", "4",
+                          *relay)
+    assert code == 1, out  # the station rejected the monitor
+    code, out = await cli(tmp_path, config, "monitoring", "report", "CLIMON",
+                          "--variable", "EVSE@1.Power", *relay)
+    assert code == 0 and out["status"] == "EmptyResultSet", out
+    assert await sent(c, "SetMonitoringLevel") == [{"severity": 3}]
+    await c.close()
+
+
+async def test_n10_b09_cli_customer_information_and_network_profile_through_the_relay(
+        server: Loadstar, url, http: HttpServer, config: Config, tmp_path: Path) -> None:
+    c = await station(url, "CLICUS", "ocpp2.0.1", {
+        "CustomerInformation": lambda p: {"status": "Accepted"},
+        "SetNetworkProfile": lambda p: {"status": "Rejected"}})
+    relay = await relay_args(server, http)
+    code, out = await cli(tmp_path, config, "customer-information", "CLICUS",
+                          "--id-token", "TAG9", "--clear", *relay)
+    assert code == 0 and out["status"] == "Accepted", out
+    [asked] = await sent(c, "CustomerInformation")
+    assert asked["idToken"] == {"idToken": "TAG9", "type": "ISO14443"}
+    assert asked["clear"] and not asked["report"]
+    code, out = await cli(tmp_path, config, "network-profile", "set", "CLICUS",
+                          "ws://csms.example/ocpp", "--security-profile", "2", *relay)
+    assert code == 2, out  # refused before sending: profile 2 is TLS
+    code, out = await cli(tmp_path, config, "network-profile", "set", "CLICUS",
+                          "wss://csms.example/ocpp", "--slot", "2", *relay)
+    assert code == 1 and out["response"] == {"status": "Rejected"}, out
+    [profile] = await sent(c, "SetNetworkProfile")
+    assert profile["configurationSlot"] == 2
+    assert profile["connectionData"]["ocppCsmsUrl"] == "wss://csms.example/ocpp"
     await c.close()
