@@ -22,6 +22,7 @@ from csms.commands import Commands
 from csms.config import Config, problems
 from csms.costs import Costs
 from csms.delivery import Delivery
+from csms.display_monitoring import DisplayMonitoring
 from csms.events import EventBus
 from csms.id_tags import IdTags
 from csms.local_lists import LocalLists
@@ -140,6 +141,8 @@ class Loadstar:
         self.transfers = Transfers(self.store, channel, self.clock)
         self.variables = VariableRequests(self.store, channel, self.clock)
         self.station_queries = StationQueries(self.store, channel, self.clock)
+        self.display_monitoring = DisplayMonitoring(self.store, channel, self.clock)
+        self.typed_channel = channel
         self._housekeeping: asyncio.Task[None] | None = None
         self._housekeeping_interval_s = housekeeping_interval_s
         # Set (with `failure`) when a background task cannot go on: the process should end.

@@ -78,17 +78,24 @@ class StationQueries:
         status = str(result.response.get("status"))
         if status != "Accepted":
             return ProfilesReport(request_id, status, status == "NoProfiles")
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    reports = await self.store.station_reports(cp_id, REPORT, request_id)
-                    if reports and reports[-1].complete:
-                        return ProfilesReport(request_id, status, True,
-                                              assembled(REPORT, reports[-1].parts))
-                    await asyncio.sleep(REPORT_POLL_S)
-        except TimeoutError:
-            reports = await self.store.station_reports(cp_id, REPORT, request_id)
-            parts = reports[-1].parts if reports else []
-            log.warning("charging_profiles_incomplete", cp_id=cp_id, request_id=request_id,
-                        parts=len(parts))
-            return ProfilesReport(request_id, status, False, assembled(REPORT, parts))
+        complete, parts = await await_report(self.store, cp_id, REPORT, request_id, timeout_s)
+        return ProfilesReport(request_id, status, complete, assembled(REPORT, parts))
+
+
+async def await_report(store: Store, cp_id: str, kind: str, request_id: int,
+                       timeout_s: float) -> tuple[bool, list[dict[str, Any]]]:
+    """The parts of the `kind` report of `request_id` once complete, or those come within
+    `timeout_s` (complete False): what every helper whose answer comes in parts waits on."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                reports = await store.station_reports(cp_id, kind, request_id)
+                if reports and reports[-1].complete:
+                    return True, reports[-1].parts
+                await asyncio.sleep(REPORT_POLL_S)
+    except TimeoutError:
+        reports = await store.station_reports(cp_id, kind, request_id)
+        parts = reports[-1].parts if reports else []
+        log.warning("report_incomplete", cp_id=cp_id, kind=kind, request_id=request_id,
+                    parts=len(parts))
+        return False, parts

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli import authlist, certificates, station_ops
+from adapters.cli import authlist, certificates, display_ops, station_ops
 from adapters.cli import simulate as simulation
 from adapters.cli.lifecycle import SHUTDOWN_TIMEOUT_S, run, say
 from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
@@ -355,3 +355,4 @@ certificates.register(app, _config, _with_store)
 # Firmware, logs, variables and station queries: typed helpers whose CALLs go through the
 # server's relay.
 station_ops.register(app, _config, _with_store)
+display_ops.register(app, _config, _with_store)

@@ -56,17 +56,14 @@ def _when(text: str | None) -> datetime | None:
         raise typer.Exit(2) from None
 
 
-def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
-             with_store: Callable[[Config, Any], Any]) -> None:
-    """Add the verbs to `app` (the `loadstar` command)."""
-    app.add_typer(firmware, name="firmware")
-    app.add_typer(logs, name="logs")
-    app.add_typer(variables, name="variables")
+def relayer(config_of: Callable[[Path | None], Config], with_store: Callable[[Config, Any], Any]
+             ) -> Callable[..., Any]:
+    """`relayed(config, url, api_key, fn)`: `run_with_relay` (exit 1 when the server refuses,
+    2 without an API key), also exit 1 when the charger never connected or did not answer,
+    2 for the wrong version or an argument the helper refuses (ValueError)."""
 
     def relayed(config: Path | None, url: str | None, api_key: str | None,
                 fn: Callable[[Store, RelayChannel], Awaitable[T]]) -> T:
-        """`run_with_relay` (exit 1 when the server refuses, 2 without an API key), also
-        exit 1 when the charger never connected or did not answer, 2 for the wrong version."""
         try:
             return run_with_relay(config_of(config), url, api_key, fn, with_store)
         except NoAnswer as exc:
@@ -75,9 +72,21 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
         except UnknownCharger as exc:
             say(f"no charger {exc} has connected yet")
             raise typer.Exit(1) from None
-        except WrongVersion as exc:
+        except (WrongVersion, ValueError) as exc:
             say(str(exc))
             raise typer.Exit(2) from None
+
+    return relayed
+
+
+def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
+             with_store: Callable[[Config, Any], Any]) -> None:
+    """Add the verbs to `app` (the `loadstar` command)."""
+    app.add_typer(firmware, name="firmware")
+    app.add_typer(logs, name="logs")
+    app.add_typer(variables, name="variables")
+
+    relayed = relayer(config_of, with_store)
 
     def stored(config: Path | None, fn: Callable[[Store], Awaitable[T]]) -> T:
         result: T = asyncio.run(with_store(config_of(config), fn))
