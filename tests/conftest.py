@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from adapters.http.app import create_app
+from adapters.http.server import HttpServer
 from csms.config import Config
 from csms.service import Loadstar
 
@@ -49,3 +51,14 @@ async def server(config: Config) -> AsyncIterator[Loadstar]:
 @pytest.fixture
 def url(server: Loadstar) -> Callable[[str], str]:
     return lambda cp_id: f"ws://127.0.0.1:{server.ocpp_port}/ocpp/{cp_id}"
+
+
+@pytest.fixture
+async def http(server: Loadstar) -> AsyncIterator[HttpServer]:
+    """The server's HTTP API on a free port of its own (what the CLI and relay clients reach)."""
+    http = HttpServer(create_app(server), "127.0.0.1", 0)
+    await http.start()
+    try:
+        yield http
+    finally:
+        await http.stop()

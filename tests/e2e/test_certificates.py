@@ -26,7 +26,6 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from adapters.cli.app import app as cli_app
-from adapters.http.app import create_app
 from adapters.http.server import HttpServer
 from csms.ocpp.framing import validate
 from csms.pki import station_certificates
@@ -229,16 +228,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ocsp_request_data(ca: x509.Certificate, leaf: x509.Certificate, url: str) -> dict[str, str]:
+    """2.0.1 OCSPRequestData naming `leaf` under `ca`, computed here from first principles."""
+    key_bits = ca.public_key().public_bytes(serialization.Encoding.X962,
+                                            serialization.PublicFormat.UncompressedPoint)
+    return {"hashAlgorithm": "SHA256",
+            "issuerNameHash": hashlib.sha256(ca.subject.public_bytes()).hexdigest(),
+            "issuerKeyHash": hashlib.sha256(key_bits).hexdigest(),
+            "serialNumber": format(leaf.serial_number, "x"), "responderURL": url}
+
+
 async def test_m06_certificate_status_is_asked_of_the_ocsp_responder(
         server: Loadstar, url: Any,
         responder: tuple[HttpApp, x509.Certificate, x509.Certificate]) -> None:
     app, ca, leaf = responder
-    key_bits = ca.public_key().public_bytes(serialization.Encoding.X962,
-                                            serialization.PublicFormat.UncompressedPoint)
-    data = {"hashAlgorithm": "SHA256",
-            "issuerNameHash": hashlib.sha256(ca.subject.public_bytes()).hexdigest(),
-            "issuerKeyHash": hashlib.sha256(key_bits).hexdigest(),
-            "serialNumber": format(leaf.serial_number, "x"), "responderURL": app.url}
+    data = ocsp_request_data(ca, leaf, app.url)
     c = await booted(url, "OCSP1", V201)
     answer = await answered(c, "GetCertificateStatus", {"ocspRequestData": data})
     assert answer["status"] == "Accepted"
@@ -263,12 +267,7 @@ async def test_c07_an_emaid_is_authorized_only_with_its_contract_certificate_kno
         server: Loadstar, url: Any,
         responder: tuple[HttpApp, x509.Certificate, x509.Certificate]) -> None:
     app, ca, leaf = responder
-    key_bits = ca.public_key().public_bytes(serialization.Encoding.X962,
-                                            serialization.PublicFormat.UncompressedPoint)
-    good = {"hashAlgorithm": "SHA256",
-            "issuerNameHash": hashlib.sha256(ca.subject.public_bytes()).hexdigest(),
-            "issuerKeyHash": hashlib.sha256(key_bits).hexdigest(),
-            "serialNumber": format(leaf.serial_number, "x"), "responderURL": app.url}
+    good = ocsp_request_data(ca, leaf, app.url)
     token = {"idToken": "DE*LDS*C12345678*9", "type": "eMAID"}
     c = await booted(url, "EMAID1", V201)
     ok = await answered(c, "Authorize", {"idToken": token,
@@ -475,12 +474,10 @@ async def test_a_root_type_the_chargers_version_lacks_is_refused_before_sending(
 
 @pytest.mark.parametrize("subprotocol", [V16, V201])
 async def test_m05_m03_m04_the_operator_cli_installs_lists_and_deletes_through_the_server(
-        server: Loadstar, url: Any, subprotocol: str, tmp_path: Path) -> None:
+        server: Loadstar, url: Any, subprotocol: str, tmp_path: Path, http: HttpServer) -> None:
     cp_id = f"CLI{subprotocol[-3:]}"
     held = CertificateStore(subprotocol)
     c = await booted(url, cp_id, subprotocol, held)
-    http = HttpServer(create_app(server), "127.0.0.1", 0)
-    await http.start()
     key = (await server.api_keys.create(("write",), datetime.now(UTC))).key
     config = tmp_path / "cli.toml"
     config.write_text(f'[store]\npath = "{server.config.store.path}"\n')
@@ -519,5 +516,4 @@ async def test_m05_m03_m04_the_operator_cli_installs_lists_and_deletes_through_t
         ca = await cli("ca", "-c", str(config))
         assert server.central.pki.ca.certificate_pem in ca.stdout  # type: ignore[union-attr]
     finally:
-        await http.stop()
         await c.close()

@@ -5,12 +5,10 @@ report parts, assembled per requestId."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from adapters.http.app import create_app
 from adapters.http.server import HttpServer
 from csms.config import Config
 from csms.helper_versions import WrongVersion
@@ -26,16 +24,6 @@ def config(config: Config) -> Config:
     config.load.enabled = False
     config.ocpp.configure_after_boot = False
     return config
-
-
-@pytest.fixture
-async def http(server: Loadstar) -> AsyncIterator[HttpServer]:
-    http = HttpServer(create_app(server), "127.0.0.1", 0)
-    await http.start()
-    try:
-        yield http
-    finally:
-        await http.stop()
 
 
 def shown(message_id: int, text: str) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli.app import app
-from adapters.http.app import create_app
 from adapters.http.server import HttpServer
 from csms.config import Config
 from csms.service import Loadstar
@@ -26,16 +24,6 @@ def config(config: Config) -> Config:
     config.load.enabled = False
     config.ocpp.configure_after_boot = False
     return config
-
-
-@pytest.fixture
-async def http(server: Loadstar) -> AsyncIterator[HttpServer]:
-    http = HttpServer(create_app(server), "127.0.0.1", 0)
-    await http.start()
-    try:
-        yield http
-    finally:
-        await http.stop()
 
 
 async def cli(tmp_path: Path, config: Config, *args: str) -> tuple[int, Any]:
