@@ -14,9 +14,15 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from adapters.cli.lifecycle import say
-from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
+from adapters.cli.options import (
+    ConfigOpt,
+    KeyOpt,
+    UrlOpt,
+    instant,
+    jsonable,
+)
 from adapters.cli.relay_channel import RelayChannel, RelayRefused, relay_client
-from csms.clock import SystemClock, parse_iso
+from csms.clock import SystemClock
 from csms.config import Config
 from csms.local_lists import LocalLists
 from csms.reservations import NoSuchReservation, Reservations
@@ -69,7 +75,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
                 minutes: Annotated[float, typer.Option(min=1)] = 30.0,
                 config: ConfigOpt = None, url: UrlOpt = None, api_key: KeyOpt = None) -> None:
         """Reserve a connector of a charger for an id tag (ReserveNow)."""
-        expiry = parse_iso(until) if until else datetime.now(UTC) + timedelta(minutes=minutes)
+        expiry = instant(until) if until else datetime.now(UTC) + timedelta(minutes=minutes)
 
         async def go(store: Store, channel: RelayChannel) -> Any:
             return await Reservations(store, channel, SystemClock()).reserve(

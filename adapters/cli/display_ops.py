@@ -13,9 +13,16 @@ from typing import Annotated, Any
 import typer
 
 from adapters.cli.lifecycle import say
-from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
+from adapters.cli.options import (
+    ConfigOpt,
+    KeyOpt,
+    UrlOpt,
+    component_variable,
+    instant,
+    jsonable,
+)
 from adapters.cli.relay_channel import RelayChannel
-from adapters.cli.station_ops import _pair, _when, relayer
+from adapters.cli.station_ops import relayer
 from csms.clock import SystemClock
 from csms.commands import CommandResult
 from csms.config import Config
@@ -57,7 +64,7 @@ def _report_out(report: Report) -> None:
 
 
 def _component_variable(text: str) -> dict[str, Any]:
-    component, variable = _pair(text)
+    component, variable = component_variable(text)
     return {"component": component_of(component), "variable": variable_of(variable)}
 
 
@@ -87,7 +94,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
                     config: ConfigOpt = None, url: UrlOpt = None,
                     api_key: KeyOpt = None) -> None:
         """Show CONTENT on a station as message MESSAGE_ID (SetDisplayMessage, O01)."""
-        since, until = _when(start), _when(end)
+        since, until = instant(start), instant(end)
 
         async def go(store: Store, channel: RelayChannel) -> Any:
             return await helper(store, channel).set_display_message(

@@ -16,9 +16,16 @@ import typer
 
 from adapters.cli.authlist import run_with_relay
 from adapters.cli.lifecycle import say
-from adapters.cli.options import ConfigOpt, KeyOpt, UrlOpt, jsonable
+from adapters.cli.options import (
+    ConfigOpt,
+    KeyOpt,
+    UrlOpt,
+    component_variable,
+    instant,
+    jsonable,
+)
 from adapters.cli.relay_channel import RelayChannel
-from csms.clock import SystemClock, parse_iso
+from csms.clock import SystemClock
 from csms.config import Config
 from csms.helper_versions import UnknownCharger, WrongVersion
 from csms.station_queries import StationQueries
@@ -43,17 +50,6 @@ IntervalOpt = Annotated[int | None, typer.Option("--retry-interval", min=0,
 
 def _print(value: Any) -> None:
     typer.echo(json.dumps(jsonable(value), indent=2))
-
-
-def _when(text: str | None) -> datetime | None:
-    """An ISO 8601 instant from an option; exit 2 when it does not read."""
-    if text is None:
-        return None
-    try:
-        return parse_iso(text)
-    except ValueError:
-        say(f"not an ISO 8601 date-time: {text}")
-        raise typer.Exit(2) from None
 
 
 def relayer(config_of: Callable[[Path | None], Config], with_store: Callable[[Config, Any], Any]
@@ -111,8 +107,8 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
             config: ConfigOpt = None, url: UrlOpt = None, api_key: KeyOpt = None) -> None:
         """Ask a charger to update its firmware (UpdateFirmware; SignedUpdateFirmware for a
         1.6 charger given --certificate and --signature)."""
-        retrieve = _when(at) or datetime.now(UTC)
-        install = _when(install_at)
+        retrieve = instant(at) or datetime.now(UTC)
+        install = instant(install_at)
         cert = certificate.read_text() if certificate else None
 
         async def go(store: Store, channel: RelayChannel) -> Any:
@@ -173,7 +169,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
                  retries: RetriesOpt = None, retry_interval: IntervalOpt = None,
                  config: ConfigOpt = None, url: UrlOpt = None, api_key: KeyOpt = None) -> None:
         """Ask a charger to upload its log to LOCATION (GetLog, or 1.6 GetDiagnostics)."""
-        oldest, latest = _when(since), _when(until)
+        oldest, latest = instant(since), instant(until)
 
         async def go(store: Store, channel: RelayChannel) -> Any:
             return await Transfers(store, channel, SystemClock()).get_log(
@@ -195,7 +191,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
                  "Name@evse picks an EVSE")],
             config: ConfigOpt = None, url: UrlOpt = None, api_key: KeyOpt = None) -> None:
         """GetVariables, split to the station's ItemsPerMessage / BytesPerMessage."""
-        pairs = [_pair(n) for n in names]
+        pairs = [component_variable(n) for n in names]
 
         async def go(store: Store, channel: RelayChannel) -> Any:
             return await VariableRequests(store, channel, SystemClock()).get(cp_id, pairs)
@@ -213,7 +209,7 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
             if not sep:
                 say(f"not Component.Variable=value: {text}")
                 raise typer.Exit(2)
-            values.append((*_pair(name), value))
+            values.append((*component_variable(name), value))
 
         async def go(store: Store, channel: RelayChannel) -> Any:
             return await VariableRequests(store, channel, SystemClock()).set(cp_id, values)
@@ -264,15 +260,3 @@ def register(app: typer.Typer, config_of: Callable[[Path | None], Config],
             raise typer.Exit(1)
 
 
-def _pair(text: str) -> tuple[str, str]:
-    """`Component.Variable` (a dot inside [instance] does not split)."""
-    depth, cut = 0, -1
-    for i, ch in enumerate(text):
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == "." and depth == 0:
-            cut = i
-            break
-    if cut <= 0 or cut == len(text) - 1:
-        say(f"not Component.Variable: {text}")
-        raise typer.Exit(2)
-    return text[:cut], text[cut + 1:]
