@@ -176,7 +176,7 @@ class Snapshots:
         return Demand(connector_id=conn.id, priority=priority, vehicle_max_kw=vehicle_kw,
                       energy_to_charge_kwh=energy, departure=departure,
                       measured_w=c.measured_w, below_limit_for_s=below_s,
-                      fell_from_limit=c.below_since is not None and c.fell_from_limit,
+                      fell_from_limit=c.fell_from_limit,
                       pinned_w=pinned,
                       transaction_id=c.tx_id)
 
